@@ -1,0 +1,23 @@
+/* cs-cli.h: cordscope-cli subcommands. Each takes argv with argv[0] = subcommand name,
+ * prints its own --help, and returns the process exit status. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  const char *name;
+  const char *summary;
+  int (*run) (int argc, char **argv);
+} CsCliCommand;
+
+int cs_cli_info     (int argc, char **argv);
+int cs_cli_phantom  (int argc, char **argv);
+int cs_cli_pretrain (int argc, char **argv);
+
+/* Prints "cordscope-cli NAME: MESSAGE" to stderr and returns 1, for error exits. */
+int cs_cli_fail (const char *command, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
+G_END_DECLS
