@@ -34,6 +34,7 @@ typedef struct
   int datatype;          /* NIfTI datatype code of the file (DT_*), for writing alike */
   int nifti_version;     /* 1 or 2 */
   float *data;
+  int volumes_in_file;   /* dim[4] of the file: of a 4-D file only the first volume is read */
 } CsVolume;
 
 /* Orientation of each voxel axis: the anatomical direction its increasing index points
@@ -41,12 +42,23 @@ typedef struct
 void       cs_volume_axcodes      (const CsVolume *vol, char codes[4]);
 /* The voxel axis closest to left-right: it indexes sagittal slices. */
 int        cs_volume_sagittal_axis (const CsVolume *vol);
+/* Number of sagittal slices (the size of the sagittal axis). */
+int        cs_volume_n_sagittal_slices (const CsVolume *vol);
+/* nx*ny*nz. */
+gsize      cs_volume_n_voxels     (const CsVolume *vol);
 
 CsVolume  *cs_volume_new          (const int dim[3], const double vox2mm[4][4]);
 CsVolume  *cs_volume_new_like     (const CsVolume *ref);   /* same grid, zeroed data */
+/* Reads a .nii / .nii.gz, NIfTI-1 or -2, either byte order; datatypes uint8, int8, int16,
+ * uint16, int32, uint32, float32, float64 (others: CS_IO_ERROR_DATATYPE). The header is
+ * checked before any data is read (HEADER, TRUNCATED errors); of a 4-D file only the first
+ * volume is read (volumes_in_file says how many there were); NaN/Inf voxels are refused
+ * (CS_IO_ERROR_VALUES). Every error message starts with the path. */
 CsVolume  *cs_volume_load         (const char *path, GError **error);
 /* Writes atomically (temp + rename) as .nii or .nii.gz (by the name), storing the
- * affine as both sform and qform, with the given NIfTI datatype (DT_FLOAT32, DT_UINT8...). */
+ * affine as both sform and qform, with the given NIfTI datatype (DT_FLOAT32, DT_UINT8...).
+ * Integer types round half away from zero; NaN/Inf anywhere or values out of the type's
+ * range are refused (CS_IO_ERROR_VALUES) and nothing is written. */
 gboolean   cs_volume_save         (const CsVolume *vol, const char *path, int datatype,
                                    GError **error);
 void       cs_volume_free         (CsVolume *vol);
