@@ -104,7 +104,7 @@ class Block(nn.Module):
         self.norm1 = nn.LayerNorm(dim, eps=1e-5)
         self.attn = Attention(dim, heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-5)
-        self.mlp = Mlp(dim, int(round(dim * mlp_ratio)))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))   # as the engine: (int) (dim * ratio)
 
     def forward(self, x, key_valid):
         x = x + self.attn(self.norm1(x), key_valid)
@@ -237,11 +237,14 @@ class U2AD(nn.Module):
         weight = 1.0 + F.avg_pool2d(masked.reshape(-1, 1, g, g), 3, stride=1, padding=1,
                                     count_include_pad=True).reshape(masked.shape)
         count = masked.sum(dim=1)
-        assert bool((count > 0).all()), "every batch item needs at least one masked patch"
+        # Items with no masked patch have no loss and are left out of the batch mean.
+        has_loss = count > 0
+        assert bool(has_loss.any()), "no batch item has a masked patch"
 
         def masked_mean(pred, target):
             patch_err = (weight * ((pred - target) ** 2).mean(dim=-1))     # [B, N]
-            return ((patch_err * masked).sum(dim=1) / count).mean()
+            per_item = (patch_err * masked).sum(dim=1)[has_loss] / count[has_loss]
+            return per_item.mean()
 
         l_img = masked_mean(pred_img, target_img)
         l_edge = masked_mean(pred_edge, target_edge)
@@ -268,7 +271,8 @@ def roi_patches(roi_mask, patch):
 
 
 def random_patch_state(roi_mask, config, rng):
-    """Random ROI masking: round(mask_ratio * n_roi) ROI patches masked, context kept or,
+    """Random ROI masking: R - int(R * (1 - mask_ratio)) of the R ROI patches masked
+    (MAE's len_keep rule, as the engine), context kept or,
     with context_margin M >= 0, dropped beyond Chebyshev distance M from the ROI."""
     patch, grid = config["patch"], config["img_size"] // config["patch"]
     roi = roi_patches(np.asarray(roi_mask, dtype=bool), patch)
@@ -282,7 +286,7 @@ def random_patch_state(roi_mask, config, rng):
             if dist.size == 0 or dist.min() > margin:
                 state[p] = PATCH_DROPPED
     roi_idx = np.flatnonzero(roi)
-    n_mask = int(round(config["mask_ratio"] * len(roi_idx)))
+    n_mask = len(roi_idx) - int(len(roi_idx) * (1.0 - config["mask_ratio"]))
     state[rng.choice(roi_idx, size=n_mask, replace=False)] = PATCH_MASKED
     return state
 
@@ -299,7 +303,7 @@ def matmul_flops(config, n_kept, n_dec, batch=1, backward=False):
     pp = c["patch"] * c["patch"]
 
     def blocks(dim, depth, tokens):
-        hidden = int(round(dim * c["mlp_ratio"]))
+        hidden = int(dim * c["mlp_ratio"])
         per = tokens * (3 * dim * dim + dim * dim + 2 * dim * hidden) + 2 * tokens * tokens * dim
         return depth * per
 
