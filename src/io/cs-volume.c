@@ -1,10 +1,11 @@
 /* cs-volume.c: NIfTI-1/2 volumes in and out, orientation, sagittal extraction.
  *
- * Every header is read and checked here first (dims, sizes, offsets, datatype, affine)
- * because nifticlib trusts headers: a lying one can make it abort or allocate absurdly.
- * Only a header that passed, on a file long enough for its data, reaches
- * nifti_image_read_bricks(). Files are written by hand (header + data through zlib) so
- * that every write error is seen and the result can be renamed into place atomically. */
+ * Files are read and written here with zlib on nifticlib's header structures, byte-swap
+ * and quaternion routines. nifticlib's own reader is not used: it trusts headers (a lying
+ * one can make it abort or allocate absurdly) and it silently zeroes NaN/Inf voxels.
+ * Every header is checked before any data is read, and memory only grows with the data
+ * actually in the file. Writing goes through a temporary file renamed into place, so a
+ * failed write leaves nothing behind and never a half-written file. */
 #include "io/cs-volume.h"
 
 #include <errno.h>
@@ -202,8 +203,13 @@ set_gz_error (GError **error, gzFile gz, const char *path)
     g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_OPEN, "%s: cannot read the file: %s",
                  path, g_strerror (errno));
   else
-    g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_FORMAT,
-                 "%s: the compressed data is corrupt (%s)", path, msg ? msg : "zlib error");
+    {
+      /* zlib prefixes its message with the path: keep only the reason */
+      if (msg && g_str_has_prefix (msg, path) && g_str_has_prefix (msg + strlen (path), ": "))
+        msg += strlen (path) + 2;
+      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_FORMAT,
+                   "%s: the compressed data is corrupt (%s)", path, msg ? msg : "zlib error");
+    }
 }
 
 static gboolean
@@ -498,115 +504,176 @@ header_affine (const char *path, const CsNiftiHeader *h, double out[4][4], GErro
   return TRUE;
 }
 
-/* Streams through the file to check it holds NEEDED bytes (header + data). */
+/* Reads LEN bytes; FALSE with an error for corrupt compressed data. A short read (end of
+ * file, or a cut gzip stream) is not an error here: *GOT says how much came. */
 static gboolean
-check_file_length (const char *path, const CsNiftiHeader *h, guint64 data_bytes,
-                   GError **error)
+read_some (gzFile gz, const char *path, void *buf, gsize len, gsize *got, GError **error)
 {
-  guint64 needed = (guint64) h->vox_offset + data_bytes;
-  guint64 have = 0;
+  if (!read_fully (gz, buf, len, got))
+    {
+      int errnum = 0;
+      gzerror (gz, &errnum);
+      /* a cut gzip stream is a truncated file, not a corrupt one */
+      if (errnum != Z_BUF_ERROR)
+        {
+          set_gz_error (error, gz, path);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
 
-  if (!name_is_gz (path))
+/* Skips LEN bytes; *GOT says how many were there. */
+static gboolean
+skip_bytes (gzFile gz, const char *path, guint64 len, guint64 *got, GError **error)
+{
+  guint8 scratch[65536];
+  *got = 0;
+  while (*got < len)
+    {
+      gsize n = 0;
+      if (!read_some (gz, path, scratch, (gsize) MIN (len - *got, sizeof scratch), &n, error))
+        return FALSE;
+      *got += n;
+      if (n == 0)
+        break;
+    }
+  return TRUE;
+}
+
+static void
+set_past_end_error (GError **error, const char *path, const CsNiftiHeader *h, guint64 have)
+{
+  g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_HEADER,
+               "%s: the header puts the voxel data at byte %" G_GINT64_FORMAT
+               " (vox_offset), past the end of the file (%" G_GUINT64_FORMAT " bytes)",
+               path, h->vox_offset, have);
+}
+
+static void
+set_truncated_error (GError **error, const char *path, guint64 needed, guint64 have)
+{
+  g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_TRUNCATED,
+               "%s: the file is truncated: its header needs %" G_GUINT64_FORMAT
+               " bytes of voxel data but only %" G_GUINT64_FORMAT " are there", path,
+               needed, have);
+}
+
+/* Reads and checks the header, then the first volume's raw bytes (in file byte order).
+ * Memory grows with the data actually there, so a lying header cannot make us allocate
+ * more than the file holds. */
+static guint8 *
+read_nifti (const char *path, CsNiftiHeader *h, guint64 *volume_voxels, GError **error)
+{
+  guint8 hdr[540];
+  gsize got = 0, hdr_size;
+  guint64 data_bytes = 0, volume_bytes, have = 0, skipped = 0;
+  gzFile gz;
+  guint8 *raw = NULL;
+  gsize capacity;
+
+  if (!name_is_nifti (path))
+    {
+      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_FORMAT,
+                   "%s: not a NIfTI file name (expected .nii or .nii.gz)", path);
+      return NULL;
+    }
+  errno = 0;
+  gz = gzopen (path, "rb");
+  if (gz == NULL)
+    {
+      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_OPEN, "%s: cannot open the file: %s",
+                   path, errno ? g_strerror (errno) : "out of memory");
+      return NULL;
+    }
+  if (!read_some (gz, path, hdr, 4, &got, error))
+    goto fail;
+  if (got == 4)
+    {
+      gint32 size_field;
+      memcpy (&size_field, hdr, 4);
+      hdr_size = (size_field == 540 || GUINT32_SWAP_LE_BE ((guint32) size_field) == 540)
+                 ? 540 : 348;
+      if (!read_some (gz, path, hdr + 4, hdr_size - 4, &got, error))
+        goto fail;
+      got += 4;
+    }
+  if (!parse_header (path, hdr, got, h, error)
+      || !validate_header (path, h, &data_bytes, volume_voxels, error))
+    goto fail;
+  hdr_size = h->version == 1 ? 348 : 540;
+  volume_bytes = *volume_voxels * (guint64) bytes_per_voxel (h->datatype);
+
+  /* a plain file: its size tells at once whether the header lies */
+  if (gzdirect (gz))
     {
       GStatBuf st;
       if (g_stat (path, &st) != 0)
         {
           g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_OPEN, "%s: cannot read the file: %s",
                        path, g_strerror (errno));
-          return FALSE;
+          goto fail;
         }
-      have = (guint64) st.st_size;
-    }
-  else
-    {
-      gzFile gz = gzopen (path, "rb");
-      gsize bufsize = 1 << 20;
-      g_autofree guint8 *buf = NULL;
-      if (gz == NULL)
+      if ((guint64) st.st_size < (guint64) h->vox_offset)
         {
-          g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_OPEN, "%s: cannot open the file: %s",
-                       path, g_strerror (errno));
-          return FALSE;
+          set_past_end_error (error, path, h, (guint64) st.st_size);
+          goto fail;
         }
-      buf = g_malloc (bufsize);
-      while (have < needed)
+      if ((guint64) st.st_size - (guint64) h->vox_offset < data_bytes)
         {
-          gsize got = 0;
-          gboolean ok = read_fully (gz, buf, MIN (bufsize, needed - have), &got);
-          have += got;
-          if (!ok)
-            {
-              int errnum = 0;
-              gzerror (gz, &errnum);
-              /* a cut gzip stream is a truncated file, not a corrupt one */
-              if (errnum == Z_BUF_ERROR)
-                break;
-              set_gz_error (error, gz, path);
-              gzclose (gz);
-              return FALSE;
-            }
-          if (got == 0)
-            break;
+          set_truncated_error (error, path, data_bytes,
+                               (guint64) st.st_size - (guint64) h->vox_offset);
+          goto fail;
         }
-      gzclose (gz);
     }
 
-  if (have < (guint64) h->vox_offset)
+  if (!skip_bytes (gz, path, (guint64) h->vox_offset - hdr_size, &skipped, error))
+    goto fail;
+  if (skipped < (guint64) h->vox_offset - hdr_size)
     {
-      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_HEADER,
-                   "%s: the header puts the voxel data at byte %" G_GINT64_FORMAT
-                   " (vox_offset), past the end of the file (%" G_GUINT64_FORMAT " bytes)",
-                   path, h->vox_offset, have);
-      return FALSE;
+      set_past_end_error (error, path, h, hdr_size + skipped);
+      goto fail;
     }
-  if (have < needed)
-    {
-      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_TRUNCATED,
-                   "%s: the file is truncated: its header needs %" G_GUINT64_FORMAT
-                   " bytes of voxel data but only %" G_GUINT64_FORMAT " are there", path,
-                   data_bytes, have - (guint64) h->vox_offset);
-      return FALSE;
-    }
-  return TRUE;
-}
 
-static gboolean
-read_checked_header (const char *path, CsNiftiHeader *h, guint64 *data_bytes,
-                     guint64 *volume_voxels, GError **error)
-{
-  guint8 buf[540];
-  gsize got = 0;
-  gzFile gz;
-
-  if (!name_is_nifti (path))
+  capacity = (gsize) MIN (volume_bytes, (guint64) 64 << 20);
+  raw = g_malloc (MAX (capacity, 1));
+  while (have < volume_bytes)
     {
-      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_FORMAT,
-                   "%s: not a NIfTI file name (expected .nii or .nii.gz)", path);
-      return FALSE;
-    }
-  gz = gzopen (path, "rb");
-  if (gz == NULL)
-    {
-      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_OPEN, "%s: cannot open the file: %s",
-                   path, errno ? g_strerror (errno) : "out of memory");
-      return FALSE;
-    }
-  if (!read_fully (gz, buf, sizeof buf, &got))
-    {
-      int errnum = 0;
-      gzerror (gz, &errnum);
-      if (errnum != Z_BUF_ERROR)
+      gsize n = 0;
+      if (have == capacity)
         {
-          set_gz_error (error, gz, path);
-          gzclose (gz);
-          return FALSE;
+          capacity = (gsize) MIN (volume_bytes, (guint64) capacity * 2);
+          raw = g_realloc (raw, capacity);
+        }
+      if (!read_some (gz, path, raw + have, capacity - have, &n, error))
+        goto fail;
+      have += n;
+      if (n == 0)
+        break;
+    }
+  if (have < volume_bytes)
+    {
+      set_truncated_error (error, path, data_bytes, have);
+      goto fail;
+    }
+  /* the other volumes of a 4-D file must be there too, though only the first is kept */
+  if (data_bytes > volume_bytes)
+    {
+      if (!skip_bytes (gz, path, data_bytes - volume_bytes, &skipped, error))
+        goto fail;
+      if (skipped < data_bytes - volume_bytes)
+        {
+          set_truncated_error (error, path, data_bytes, volume_bytes + skipped);
+          goto fail;
         }
     }
   gzclose (gz);
+  return raw;
 
-  return parse_header (path, buf, got, h, error)
-         && validate_header (path, h, data_bytes, volume_voxels, error)
-         && check_file_length (path, h, data_bytes ? *data_bytes : 0, error);
+fail:
+  g_free (raw);
+  gzclose (gz);
+  return NULL;
 }
 
 /* ---- public API ---- */
@@ -708,12 +775,10 @@ CsVolume *
 cs_volume_load (const char *path, GError **error)
 {
   CsNiftiHeader h;
-  guint64 data_bytes = 0, nvox = 0;
+  guint64 nvox = 0;
   double affine[4][4];
-  nifti_image *nim;
-  nifti_brick_list nbl = { 0 };
-  const int64_t first_brick = 0;
   double slope = 1.0, inter = 0.0;
+  g_autofree guint8 *raw = NULL;
   gsize bad, first_bad;
   CsVolume *vol;
   int dim[3];
@@ -721,26 +786,13 @@ cs_volume_load (const char *path, GError **error)
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!read_checked_header (path, &h, &data_bytes, &nvox, error)
-      || !header_affine (path, &h, affine, error))
+  /* nifticlib's reader is not used for the data: it silently replaces NaN/Inf by 0,
+   * hiding exactly the broken files we must refuse */
+  raw = read_nifti (path, &h, &nvox, error);
+  if (raw == NULL || !header_affine (path, &h, affine, error))
     return NULL;
-
-  /* only now may nifticlib read: the header is sane and the data is all there */
-  nifti_set_debug_level (0);
-  nim = nifti_image_read_bricks (path, 1, &first_brick, &nbl);
-  if (nim == NULL || nbl.nbricks != 1 || nbl.bricks == NULL || nbl.bricks[0] == NULL
-      || nbl.bsize != (int64_t) (nvox * (guint64) bytes_per_voxel (h.datatype))
-      || nim->datatype != h.datatype)
-    {
-      if (nim)
-        {
-          nifti_free_NBL (&nbl);
-          nifti_image_free (nim);
-        }
-      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_FORMAT,
-                   "%s: nifticlib could not read the voxel data", path);
-      return NULL;
-    }
+  if (h.swapped && bytes_per_voxel (h.datatype) > 1)
+    nifti_swap_Nbytes ((int64_t) nvox, bytes_per_voxel (h.datatype), raw);
 
   if (isfinite (h.scl_slope) && h.scl_slope != 0.0)
     {
@@ -751,11 +803,7 @@ cs_volume_load (const char *path, GError **error)
   dim[1] = (int) h.dim[2];
   dim[2] = (int) h.dim[3];
   vol = cs_volume_new (dim, (const double (*)[4]) affine);
-  bad = convert_voxels (nbl.bricks[0], h.datatype, (gsize) nvox, slope, inter, vol->data,
-                        &first_bad);
-  nifti_free_NBL (&nbl);
-  nifti_image_free (nim);
-
+  bad = convert_voxels (raw, h.datatype, (gsize) nvox, slope, inter, vol->data, &first_bad);
   if (bad > 0)
     {
       gsize i = first_bad % (gsize) dim[0];
