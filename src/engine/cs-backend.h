@@ -8,7 +8,7 @@
  * other, item b occupying rows seq_off[b] .. seq_off[b] + seq_len[b] - 1.
  *
  * The CUDA backend (issue 5) is a module, libcs-backend-cuda.so, found in CS_PKGLIBDIR or
- * in the build tree, exporting `CsBackend *cs_backend_cuda_open (char **reason)`.
+ * in the build tree, exporting `CsBackend *cs_backend_cuda_open (int n_threads, char **reason)`.
  */
 #pragma once
 
@@ -39,13 +39,13 @@ typedef struct
                 float alpha, const float *a, int lda, const float *b, int ldb,
                 float beta, float *c, int ldc);
 
-  /* out[T,O] = inp[T,I] w[O,I]^T + b[O] (b may be NULL) */
+  /* out[T,O] = inp[T,IN] w[O,IN]^T + b[O] (b may be NULL) */
   void (*linear_forward)  (CsBackend *be, float *out, const float *inp, const float *w,
-                           const float *b, int T, int I, int O);
-  /* dinp[T,I] += dout w; dw[O,I] += dout^T inp; db[O] += sum_t dout (dinp/db may be NULL) */
+                           const float *b, int T, int IN, int O);
+  /* dinp[T,IN] += dout w; dw[O,IN] += dout^T inp; db[O] += sum_t dout (dinp/db may be NULL) */
   void (*linear_backward) (CsBackend *be, float *dinp, float *dw, float *db,
                            const float *dout, const float *inp, const float *w,
-                           int T, int I, int O);
+                           int T, int IN, int O);
 
   /* out[T,C] = (inp - mean) * rstd * w + b; writes mean[T], rstd[T] (eps 1e-5) */
   void (*layernorm_forward)  (CsBackend *be, float *out, float *mean, float *rstd,
@@ -92,10 +92,11 @@ typedef struct
                             const int *src, int T, int C);
 
   /* Sigmoid head + weighted squared error: pred[T,K] = sigmoid(logit) (writes);
-   * loss = sum_t coef[t] * sum_k (pred - target)^2; dlogit[T,K] writes
-   * d loss / d logit (zero where coef is 0). Returns the loss. */
+   * loss = sum_t coef[t] * sum_k (pred - target)^2; dlogit[T,K] (may be NULL) writes
+   * grad_scale * d loss / d logit (zero where coef is 0). Returns the loss. */
   double (*sigmoid_loss) (CsBackend *be, float *pred, float *dlogit, const float *logit,
-                          const float *target, const float *coef, int T, int K);
+                          const float *target, const float *coef, float grad_scale,
+                          int T, int K);
 
   /* Adam (torch semantics, bias-corrected, no weight decay); step is 1-based. */
   void (*adam) (CsBackend *be, float *params, const float *grads, float *m, float *v,

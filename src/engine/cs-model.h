@@ -13,7 +13,7 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h> /* errors are G_IO_ERROR */
 #include <stdint.h>
 
 #include "cs-backend.h"

@@ -1,0 +1,2 @@
+#include "engine/cs-model.h"
+int main (void) { return 0; }
