@@ -1,0 +1,338 @@
+/* test-window.c: drives the real application in-process under Xvfb: opens a volume with a
+ * bright square at a known anatomical place and checks where the rendered slice shows it;
+ * opens a corrupt file; starts with no argument and finds the bundled sample. */
+#include "cs-config.h"
+
+#include <adwaita.h>
+#include <glib/gstdio.h>
+
+#include <nifti1.h>
+
+#include "io/cs-volume.h"
+#include "cs-application.h"
+#include "cs-window-private.h"
+
+/* One application for the whole process, as in the real app; each test opens windows. */
+static CsApplication *app;
+
+/* The test volume: i runs anterior to posterior (1 mm), j inferior to superior (2 mm),
+ * k left to right (1.5 mm), as scanners often store sagittal series (P-S-R). */
+enum { NX = 64, NY = 40, NZ = 5 };
+/* A 12 x 12 mm bright square, anterior (i 4..15) and superior (j 28..33). */
+enum { SQ_I0 = 4, SQ_I1 = 16, SQ_J0 = 28, SQ_J1 = 34 };
+
+static char *
+write_square_case (const char *folder)
+{
+  const int dim[3] = { NX, NY, NZ };
+  const double vox2mm[4][4] = {
+    { 0.0, 0.0, 1.5, 10.0 },
+    { -1.0, 0.0, 0.0, 20.0 },
+    { 0.0, 2.0, 0.0, -30.0 },
+    { 0.0, 0.0, 0.0, 1.0 },
+  };
+  g_autoptr(CsVolume) vol = cs_volume_new (dim, vox2mm);
+  g_autoptr(GError) error = NULL;
+
+  for (int k = 0; k < NZ; k++)
+    for (int j = 0; j < NY; j++)
+      for (int i = 0; i < NX; i++)
+        {
+          gboolean in_square = i >= SQ_I0 && i < SQ_I1 && j >= SQ_J0 && j < SQ_J1;
+          /* A dim textured background, so the percentile window is not degenerate. */
+          vol->data[((gsize) k * NY + j) * NX + i] =
+            in_square ? 1000.0f : 100.0f + (float) ((i * 7 + j * 3 + k) % 10);
+        }
+
+  char *path = g_build_filename (folder, "square.nii.gz", NULL);
+  g_assert_true (cs_volume_save (vol, path, DT_INT16, &error));
+  g_assert_no_error (error);
+  return path;
+}
+
+static CsWindow *
+newest_window (void)
+{
+  GList *windows = gtk_application_get_windows (GTK_APPLICATION (app));
+  g_assert_nonnull (windows);
+  return CS_WINDOW (windows->data);
+}
+
+static void
+iterate_for (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+  while (g_get_monotonic_time () < end)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (1000);
+}
+
+static void
+wait_for_load (CsWindow *window)
+{
+  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+
+  while (cs_window_get_state (window) == CS_WINDOW_STATE_LOADING
+         && g_get_monotonic_time () < deadline)
+    iterate_for (5);
+  g_assert_cmpint (cs_window_get_state (window), !=, CS_WINDOW_STATE_LOADING);
+}
+
+static void
+wait_for_drawn (GtkWidget *widget)
+{
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  while ((!gtk_widget_get_mapped (widget) || gtk_widget_get_width (widget) < 100)
+         && g_get_monotonic_time () < deadline)
+    iterate_for (5);
+  g_assert_true (gtk_widget_get_mapped (widget));
+  /* A few frames, so that the allocation is final and the view has been drawn. */
+  iterate_for (300);
+}
+
+static void
+close_all_windows (void)
+{
+  GList *windows;
+  while ((windows = gtk_application_get_windows (GTK_APPLICATION (app))) != NULL)
+    gtk_window_destroy (GTK_WINDOW (windows->data));
+  iterate_for (50);
+}
+
+/* The widget as it would be on screen, rendered by the window's own renderer. */
+typedef struct
+{
+  int width, height;
+  gsize stride;
+  guint8 *bgra;  /* gdk_texture_download's format: B, G, R, A bytes on little endian */
+} Pixels;
+
+static void
+pixels_free (Pixels *p)
+{
+  g_free (p->bgra);
+  g_free (p);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Pixels, pixels_free)
+
+static Pixels *
+render_widget (GtkWidget *widget)
+{
+  int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
+  g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new (widget);
+  GtkSnapshot *snapshot = gtk_snapshot_new ();
+
+  gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), w, h);
+  g_autoptr(GskRenderNode) node = gtk_snapshot_free_to_node (snapshot);
+  g_assert_nonnull (node);
+  GskRenderer *renderer = gtk_native_get_renderer (gtk_widget_get_native (widget));
+  g_autoptr(GdkTexture) texture =
+    gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, w, h));
+
+  Pixels *p = g_new0 (Pixels, 1);
+  p->width = gdk_texture_get_width (texture);
+  p->height = gdk_texture_get_height (texture);
+  p->stride = (gsize) p->width * 4;
+  p->bgra = g_malloc (p->stride * p->height);
+  gdk_texture_download (texture, p->bgra, p->stride);
+  return p;
+}
+
+static int
+grey_at (const Pixels *p, int x, int y)
+{
+  const guint8 *px = p->bgra + (gsize) y * p->stride + (gsize) x * 4;
+  return (px[0] + px[1] + px[2]) / 3;
+}
+
+static int
+count_bright (const Pixels *p, double x0, double y0, double x1, double y1, int threshold)
+{
+  int n = 0;
+  for (int y = MAX (0, (int) y0); y < MIN (p->height, (int) y1); y++)
+    for (int x = MAX (0, (int) x0); x < MIN (p->width, (int) x1); x++)
+      n += grey_at (p, x, y) > threshold;
+  return n;
+}
+
+static void
+test_square_in_display_orientation (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *folder = g_dir_make_tmp ("cordscope-ui-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_autofree char *path = write_square_case (folder);
+  /* Opened as a folder: discovery finds the one case in it. */
+  g_autoptr(GFile) file = g_file_new_for_path (folder);
+
+  g_application_open (G_APPLICATION (app), &file, 1, "");
+  CsWindow *window = newest_window ();
+  wait_for_load (window);
+  if (cs_window_get_state (window) == CS_WINDOW_STATE_FAILED)
+    g_error ("opening %s failed: %s", folder, adw_status_page_get_description (window->error_page));
+  g_assert_cmpint (cs_window_get_state (window), ==, CS_WINDOW_STATE_SHOWING);
+  g_assert_cmpstr (cs_window_get_case_name (window), ==, "square");
+  g_assert_cmpstr (adw_window_title_get_title (window->window_title), ==, "square");
+  g_assert_true (gtk_stack_get_visible_child (window->stack) == GTK_WIDGET (window->slice_view));
+
+  GtkWidget *view = GTK_WIDGET (window->slice_view);
+  wait_for_drawn (view);
+
+  /* Default window: 0.5 and 99.5 percentiles of the slice: the background and the square
+   * (72 of 2560 pixels, 2.8%). */
+  double low, high;
+  cs_slice_view_get_window (window->slice_view, &low, &high);
+  g_assert_cmpfloat (low, >=, 100.0);
+  g_assert_cmpfloat (low, <=, 101.0);
+  g_assert_cmpfloat (high, ==, 1000.0);
+
+  /* The slice keeps its physical proportions: 64 mm wide (A-P), 80 mm tall (S-I). */
+  graphene_rect_t r;
+  g_assert_true (cs_slice_view_get_image_rect (window->slice_view, &r));
+  g_assert_cmpfloat_with_epsilon (r.size.width / r.size.height, 64.0 / 80.0, 0.01);
+  g_assert_cmpfloat (r.origin.x, >=, 0);
+  g_assert_cmpfloat (r.origin.y, >=, 0);
+  g_assert_cmpfloat (r.origin.x + r.size.width, <=, gtk_widget_get_width (view) + 0.5);
+  g_assert_cmpfloat (r.origin.y + r.size.height, <=, gtk_widget_get_height (view) + 0.5);
+
+  g_autoptr(Pixels) pixels = render_widget (view);
+  g_assert_cmpint (pixels->width, ==, gtk_widget_get_width (view));
+
+  /* Bounding box of the bright pixels inside the slice's rectangle. */
+  int bx0 = G_MAXINT, by0 = G_MAXINT, bx1 = -1, by1 = -1, n_bright = 0;
+  for (int y = (int) ceil (r.origin.y); y < (int) (r.origin.y + r.size.height); y++)
+    for (int x = (int) ceil (r.origin.x); x < (int) (r.origin.x + r.size.width); x++)
+      if (grey_at (pixels, x, y) > 128)
+        {
+          bx0 = MIN (bx0, x), by0 = MIN (by0, y);
+          bx1 = MAX (bx1, x), by1 = MAX (by1, y);
+          n_bright++;
+        }
+  g_assert_cmpint (n_bright, >, 0);
+
+  /* Superior up, anterior left: the square's columns are 4..15 of 64 counted from the
+   * anterior edge, its rows 6..11 of 40 counted from the superior edge (j 33..28). */
+  double texel_w = r.size.width / NX, texel_h = r.size.height / NY;
+  double want_x0 = r.origin.x + SQ_I0 * texel_w, want_x1 = r.origin.x + SQ_I1 * texel_w;
+  double want_y0 = r.origin.y + (NY - SQ_J1) * texel_h, want_y1 = r.origin.y + (NY - SQ_J0) * texel_h;
+  double tol_x = texel_w / 2 + 2, tol_y = texel_h / 2 + 2;
+  g_test_message ("rect %.1f,%.1f %.1fx%.1f; square drawn x %d..%d y %d..%d; wanted x %.1f..%.1f "
+                  "y %.1f..%.1f", r.origin.x, r.origin.y, r.size.width, r.size.height,
+                  bx0, bx1 + 1, by0, by1 + 1, want_x0, want_x1, want_y0, want_y1);
+  g_assert_cmpfloat (fabs (bx0 - want_x0), <=, tol_x);
+  g_assert_cmpfloat (fabs (bx1 + 1 - want_x1), <=, tol_x);
+  g_assert_cmpfloat (fabs (by0 - want_y0), <=, tol_y);
+  g_assert_cmpfloat (fabs (by1 + 1 - want_y1), <=, tol_y);
+  /* 12 x 12 mm on screen too, though its voxels are 1 x 2 mm. */
+  g_assert_cmpfloat_with_epsilon ((double) (bx1 + 1 - bx0) / (by1 + 1 - by0), 1.0, 0.15);
+
+  /* The S label sits above the slice's centre on the black background; the same strip
+   * further right holds no text. */
+  double cx = r.origin.x + r.size.width / 2, strip = 24;
+  int label = count_bright (pixels, cx - strip / 2, 0, cx + strip / 2, r.origin.y, 128);
+  int control = count_bright (pixels, r.origin.x + r.size.width * 0.8 - strip / 2, 0,
+                              r.origin.x + r.size.width * 0.8 + strip / 2, r.origin.y, 128);
+  g_test_message ("bright pixels above the slice: %d at the centre, %d to the right", label,
+                  control);
+  g_assert_cmpint (r.origin.y, >=, 8);
+  g_assert_cmpint (label, >=, 5);
+  g_assert_cmpint (control, ==, 0);
+
+  close_all_windows ();
+  g_unlink (path);
+  g_rmdir (folder);
+}
+
+static void
+test_corrupt_file_shows_reason (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *folder = g_dir_make_tmp ("cordscope-ui-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_autofree char *path = g_build_filename (folder, "broken.nii.gz", NULL);
+  char garbage[700];
+  memset (garbage, 'x', sizeof garbage);
+  g_assert_true (g_file_set_contents (path, garbage, sizeof garbage, &error));
+  g_autoptr(GFile) file = g_file_new_for_path (path);
+
+  g_application_open (G_APPLICATION (app), &file, 1, "");
+  CsWindow *window = newest_window ();
+  wait_for_load (window);
+
+  g_assert_cmpint (cs_window_get_state (window), ==, CS_WINDOW_STATE_FAILED);
+  g_assert_true (gtk_stack_get_visible_child (window->stack) == GTK_WIDGET (window->error_page));
+  g_assert_null (cs_window_get_case_name (window));
+  const char *title = adw_status_page_get_title (window->error_page);
+  const char *reason = adw_status_page_get_description (window->error_page);
+  g_test_message ("status page: %s / %s", title, reason);
+  g_assert_nonnull (strstr (title, "broken.nii.gz"));
+  /* The reason comes from the reader's GError, which names the file too. */
+  g_assert_nonnull (reason);
+  g_assert_nonnull (strstr (reason, "broken.nii.gz"));
+
+  close_all_windows ();
+  g_unlink (path);
+  g_rmdir (folder);
+}
+
+static void
+test_no_argument_opens_bundled_sample (void)
+{
+  g_autofree char *samples = cs_application_find_sample ();
+  if (samples == NULL)
+    g_error ("the bundled sample was not found: is data/samples built?");
+
+  /* What `cordscope` with no argument does. */
+  g_application_activate (G_APPLICATION (app));
+  CsWindow *window = newest_window ();
+  wait_for_load (window);
+
+  if (cs_window_get_state (window) == CS_WINDOW_STATE_FAILED)
+    g_error ("opening the sample failed: %s", adw_status_page_get_description (window->error_page));
+  g_assert_cmpint (cs_window_get_state (window), ==, CS_WINDOW_STATE_SHOWING);
+  g_assert_true (g_str_has_prefix (cs_window_get_image_path (window), samples));
+  g_assert_cmpstr (adw_window_title_get_title (window->window_title), ==,
+                   cs_window_get_case_name (window));
+  const CsSagittal *s = cs_slice_view_get_sagittal (window->slice_view);
+  g_assert_nonnull (s);
+  g_assert_cmpint (s->width, >, 1);
+  g_assert_cmpint (s->height, >, 1);
+
+  close_all_windows ();
+}
+
+int
+main (int argc, char *argv[])
+{
+  /* Isolated user folders, but the system's data folders: GTK needs its own schemas. */
+  const char *system_data = g_getenv ("XDG_DATA_DIRS");
+  g_autofree char *system_data_dirs = g_strdup (system_data != NULL && system_data[0] != '\0'
+                                                  ? system_data : "/usr/local/share:/usr/share");
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+  g_setenv ("XDG_DATA_DIRS", system_data_dirs, TRUE);
+
+  if (g_getenv ("DISPLAY") == NULL && g_getenv ("WAYLAND_DISPLAY") == NULL)
+    {
+      g_print ("SKIP: no display (run under xvfb-run)\n");
+      return 77;
+    }
+
+  app = g_object_new (CS_TYPE_APPLICATION,
+                      "application-id", CS_APP_ID,
+                      "flags", G_APPLICATION_HANDLES_OPEN | G_APPLICATION_NON_UNIQUE,
+                      "resource-base-path", "/io/github/cordscope/Cordscope",
+                      NULL);
+  g_autoptr(GError) error = NULL;
+  g_assert_true (g_application_register (G_APPLICATION (app), NULL, &error));
+  g_assert_no_error (error);
+
+  g_test_add_func ("/ui/window/square-in-display-orientation", test_square_in_display_orientation);
+  g_test_add_func ("/ui/window/corrupt-file-shows-reason", test_corrupt_file_shows_reason);
+  g_test_add_func ("/ui/window/no-argument-opens-bundled-sample",
+                   test_no_argument_opens_bundled_sample);
+
+  int status = g_test_run ();
+  g_clear_object (&app);
+  return status;
+}
