@@ -234,42 +234,44 @@ test_eu_guided_ordering (void)
 static void
 test_au_exclusion (void)
 {
-  /* 16 x 16, patch 4, ROI = columns 4..11. Components of high AU:
+  /* 16 x 16, patch 4, ROI = columns 2..13. Components of high AU:
    *   A (1,5) (2,6) = 1.0, 1.0   (8-connected)   mean x sum = 1.0 x 2.0 = 2.0    patch 1
    *   B (6,8) (6,9) (6,10) = 0.9                  0.9 x 2.7 = 2.43               patch 6
    *   C (10,5) = 5.0, a single pixel              below min_pixels               patch 9
    *   D (13,9) (14,9) = 0.8                       0.8 x 1.6 = 1.28               patch 14
    *   E (15,5) (15,6) = 0.85                      0.85 x 1.7 = 1.445             patch 13
-   * plus 85 low pixels of 0.1 on the ROI, and 9.0 at (8,0) (8,1), outside the ROI.
-   * 95 positive ROI values: 90th percentile at position 0.9 x 94 = 84.6, between the last low
-   * (0.1) and the first high (0.8): 0.1 + 0.6 x 0.7 = 0.52. Top 3: B, A, E -> patches
-   * 6, 1, 13. */
+   *   F (9,10) (9,11) (10,10) (10,11) = 0.55      0.55 x 2.2 = 1.21              patch 10
+   * plus 120 low pixels of 0.1 on the ROI, and 9.0 at (8,0) (8,1), outside the ROI.
+   * 134 positive ROI values: 90th percentile at position 0.9 x 133 = 119.7, between the last
+   * low (0.1) and the first high (0.55): 0.1 + 0.7 x 0.45 = 0.415. Top 3: B, A, E -> patches
+   * 6, 1, 13 (by sum alone F, large but faint, would beat A and E). */
   enum { H = 16, W = 16 };
   float au[H * W] = { 0 };
   guint8 roi[H * W] = { 0 };
   for (int y = 0; y < H; y++)
-    for (int x = 4; x <= 11; x++)
+    for (int x = 2; x <= 13; x++)
       roi[y * W + x] = 1;
   struct { int y, x; float value; } high[] = {
     { 1, 5, 1.0f }, { 2, 6, 1.0f }, { 6, 8, 0.9f }, { 6, 9, 0.9f }, { 6, 10, 0.9f },
     { 10, 5, 5.0f }, { 13, 9, 0.8f }, { 14, 9, 0.8f }, { 15, 5, 0.85f }, { 15, 6, 0.85f },
+    { 9, 10, 0.55f }, { 9, 11, 0.55f }, { 10, 10, 0.55f }, { 10, 11, 0.55f },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (high); i++)
     au[high[i].y * W + high[i].x] = high[i].value;
   int n_low = 0;
-  for (int i = 0; i < H * W && n_low < 85; i++)
+  for (int i = 0; i < H * W && n_low < 120; i++)
     if (roi[i] && au[i] == 0.0f)
       {
         au[i] = 0.1f;
         n_low++;
       }
-  g_assert_cmpint (n_low, ==, 85);
+  g_assert_cmpint (n_low, ==, 120);
   au[8 * W + 0] = au[8 * W + 1] = 9.0f;
 
   g_autofree float *au_roi = g_new0 (float, H * W);
   for (int i = 0; i < H * W; i++)
     au_roi[i] = roi[i] ? au[i] : 0.0f;
-  g_assert_cmpfloat_with_epsilon (cs_percentile_positive (au_roi, H * W, 90.0), 0.52, 1e-6);
+  g_assert_cmpfloat_with_epsilon (cs_percentile_positive (au_roi, H * W, 90.0), 0.415, 1e-6);
 
   guint8 excluded[16];
   g_assert_cmpint (cs_au_exclusion (au, roi, H, W, 4, 90.0, 2, 3, excluded), ==, 3);
