@@ -97,6 +97,35 @@ cs_mc_moments (const float *samples, int k, gsize n_values, float *mean, float *
 }
 
 void
+cs_paste_predictions (const float  *tokens,
+                      const guint8 *states,
+                      const float  *image,
+                      int           height,
+                      int           width,
+                      int           patch,
+                      float        *out)
+{
+  g_return_if_fail (patch > 0 && height % patch == 0 && width % patch == 0);
+  int grid_cols = width / patch, n_patches = (height / patch) * grid_cols;
+  memcpy (out, image, sizeof (float) * (gsize) height * width);
+  int token = 0;
+  for (int p = 0; p < n_patches; p++)
+    {
+      if (states[p] == CS_PATCH_DROPPED)
+        continue;
+      if (states[p] == CS_PATCH_MASKED)
+        {
+          const float *vector = tokens + (gsize) token * patch * patch;
+          int y0 = (p / grid_cols) * patch, x0 = (p % grid_cols) * patch;
+          for (int dy = 0; dy < patch; dy++)
+            memcpy (out + (gsize) (y0 + dy) * width + x0, vector + dy * patch,
+                    sizeof (float) * patch);
+        }
+      token++;
+    }
+}
+
+void
 cs_mc_aggregate (const CsMcSchedule *schedule,
                  const float        *reconstructions,
                  const float        *image,

@@ -42,6 +42,17 @@ int cs_components_label8 (const guint8 *foreground, int height, int width, int *
 /* Per-element mean and population variance of k samples laid out k x n_values. */
 void cs_mc_moments (const float *samples, int k, gsize n_values, float *mean, float *variance);
 
+/* Pastes one pass's predictions into an image: tokens holds one P*P vector (row-major within
+ * the patch) per non-dropped patch, in ascending patch order (the decoder head's output,
+ * engine contract). Masked patches take their token; every other pixel takes image. */
+void cs_paste_predictions (const float  *tokens,
+                           const guint8 *states,
+                           const float  *image,
+                           int           height,
+                           int           width,
+                           int           patch,
+                           float        *out);
+
 /* Aggregates a Monte-Carlo schedule's reconstructions (n_passes x height x width, each the
  * model's prediction pasted into the image; only masked, counted patches are read) into
  * mean reconstruction, EU (population variance over the K counted samples) and AU

@@ -243,6 +243,45 @@ cs_au_exclusion (const float *au, const guint8 *roi_mask, int height, int width,
   return n_chosen;
 }
 
+CsAdaptSchedule
+cs_adapt_schedule_reference (CsAdaptStrategy strategy)
+{
+  return (CsAdaptSchedule) { .strategy = strategy, .eu_refresh_every = 10,
+                             .au_from_epoch = 150 };
+}
+
+void
+cs_adapt_plan_epoch (const CsAdaptSchedule *schedule, int epoch, CsAdaptEpochPlan *plan)
+{
+  plan->refresh_maps = schedule->eu_refresh_every > 0 && epoch % schedule->eu_refresh_every == 0;
+  plan->eu_guided = schedule->strategy != CS_ADAPT_RANDOM;
+  plan->au_excluded = schedule->strategy == CS_ADAPT_EU_AU && epoch >= schedule->au_from_epoch;
+}
+
+int
+cs_adapt_mask_item (const CsAdaptEpochPlan *plan,
+                    const guint8           *patch_is_roi,
+                    const guint8           *base_states,
+                    const double           *patch_eu,
+                    const guint8           *excluded,
+                    int                     n_patches,
+                    double                  ratio,
+                    double                  tau,
+                    gboolean                inverted,
+                    GRand                  *rng,
+                    guint8                 *states)
+{
+  g_autofree guint8 *maskable = g_new (guint8, MAX (n_patches, 1));
+  for (int p = 0; p < n_patches; p++)
+    {
+      states[p] = base_states ? base_states[p] : CS_PATCH_VISIBLE;
+      maskable[p] = patch_is_roi[p] && !(plan->au_excluded && excluded && excluded[p]);
+    }
+  if (plan->eu_guided)
+    return cs_mask_eu_guided (maskable, patch_eu, n_patches, ratio, tau, inverted, rng, states);
+  return cs_mask_random (maskable, n_patches, ratio, rng, states);
+}
+
 /* A schedule with room for its passes; states start from base_states or all visible. */
 static CsMcSchedule *
 schedule_new (CsMcScheduleKind kind, const guint8 *patch_is_roi, int n_patches, int k,

@@ -65,6 +65,46 @@ int cs_mask_eu_guided (const guint8 *maskable, const double *patch_eu, int n_pat
 int cs_au_exclusion (const float *au, const guint8 *roi_mask, int height, int width, int patch,
                      double percentile, int min_pixels, int n_components, guint8 *excluded);
 
+/* Adaptation (DESIGN.md "U2AD"): which masking each epoch uses. */
+typedef enum {
+  CS_ADAPT_RANDOM, /* uniform masking throughout (the ablation baseline) */
+  CS_ADAPT_EU,     /* EU-guided masking throughout */
+  CS_ADAPT_EU_AU,  /* EU-guided throughout, plus AU-guided exclusion from au_from_epoch */
+} CsAdaptStrategy;
+
+typedef struct {
+  CsAdaptStrategy strategy;
+  int eu_refresh_every; /* refresh the EU / AU maps every this many epochs (reference 10) */
+  int au_from_epoch;    /* first epoch with AU-guided exclusion (reference 150) */
+} CsAdaptSchedule;
+
+typedef struct {
+  gboolean refresh_maps; /* run Monte-Carlo inference before this epoch: epoch % every == 0 */
+  gboolean eu_guided;    /* mask by EU rather than uniformly */
+  gboolean au_excluded;  /* keep the AU components' patches visible */
+} CsAdaptEpochPlan;
+
+/* The reference schedule for a strategy: refresh every 10 epochs, AU from epoch 150. */
+CsAdaptSchedule cs_adapt_schedule_reference (CsAdaptStrategy strategy);
+
+void cs_adapt_plan_epoch (const CsAdaptSchedule *schedule, int epoch, CsAdaptEpochPlan *plan);
+
+/* One training item's mask for an epoch: base_states (dropped context) copied to states,
+ * then ROI patches not excluded (excluded may be NULL; it is ignored unless the plan
+ * excludes) are masked with ratio, by EU (patch_eu, tau, inverted) when the plan is
+ * EU-guided, else uniformly. Returns how many patches were masked. */
+int cs_adapt_mask_item (const CsAdaptEpochPlan *plan,
+                        const guint8           *patch_is_roi,
+                        const guint8           *base_states,
+                        const double           *patch_eu,
+                        const guint8           *excluded,
+                        int                     n_patches,
+                        double                  ratio,
+                        double                  tau,
+                        gboolean                inverted,
+                        GRand                  *rng,
+                        guint8                 *states);
+
 /* Monte-Carlo schedules: passes such that every ROI patch is masked in at least K passes;
  * exactly K of its reconstructions (counted[pass * n_patches + p] = 1) enter the statistics. */
 typedef enum {

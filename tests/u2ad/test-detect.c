@@ -69,6 +69,29 @@ test_moments (void)
 }
 
 static void
+test_paste (void)
+{
+  /* 4 x 6 image, patch 2: grid 2 x 3. States 0 1 2 / 1 0 0: tokens for patches 0 1 3 4 5
+   * (2 is dropped), token t = 10 t + index in patch. Masked 1 takes token 1 (rows 0-1,
+   * columns 2-3), masked 3 takes token 2 (rows 2-3, columns 0-1); the rest is the image. */
+  const guint8 states[6] = { 0, 1, 2, 1, 0, 0 };
+  float tokens[5 * 4], image[24], out[24];
+  for (int t = 0; t < 5; t++)
+    for (int j = 0; j < 4; j++)
+      tokens[t * 4 + j] = 10.0f * t + j;
+  for (int i = 0; i < 24; i++)
+    image[i] = -1.0f;
+  cs_paste_predictions (tokens, states, image, 4, 6, 2, out);
+  const float expected[24] = {
+    -1, -1, 10, 11, -1, -1,
+    -1, -1, 12, 13, -1, -1,
+    20, 21, -1, -1, -1, -1,
+    22, 23, -1, -1, -1, -1,
+  };
+  g_assert_cmpmem (out, sizeof out, expected, sizeof expected);
+}
+
+static void
 test_mc_aggregate (void)
 {
   /* 8 x 8 image, patch 4: patches 0 1 / 2 3. K = 2 over 3 passes. Patch 0 masked in all three,
@@ -345,6 +368,7 @@ main (int argc, char **argv)
   g_test_add_func ("/u2ad/detect/percentile", test_percentile);
   g_test_add_func ("/u2ad/detect/components", test_components);
   g_test_add_func ("/u2ad/detect/moments", test_moments);
+  g_test_add_func ("/u2ad/detect/paste", test_paste);
   g_test_add_func ("/u2ad/detect/mc-aggregate", test_mc_aggregate);
   g_test_add_func ("/u2ad/detect/postprocess", test_postprocess);
   g_test_add_func ("/u2ad/detect/curve", test_curve);

@@ -306,6 +306,72 @@ test_au_exclusion (void)
     g_assert_cmpint (excluded[p], ==, 0);
 }
 
+static void
+test_adapt_plan (void)
+{
+  /* Reference: maps refreshed at epochs 0, 10, ..., EU guidance always on for eu and eu+au,
+   * AU exclusion from epoch 150 for eu+au only. */
+  CsAdaptEpochPlan plan;
+  CsAdaptSchedule eu_au = cs_adapt_schedule_reference (CS_ADAPT_EU_AU);
+  CsAdaptSchedule eu = cs_adapt_schedule_reference (CS_ADAPT_EU);
+  CsAdaptSchedule random = cs_adapt_schedule_reference (CS_ADAPT_RANDOM);
+  const struct { int epoch; gboolean refresh, au; } expect[] = {
+    { 0, TRUE, FALSE }, { 5, FALSE, FALSE }, { 10, TRUE, FALSE }, { 149, FALSE, FALSE },
+    { 150, TRUE, TRUE }, { 151, FALSE, TRUE }, { 190, TRUE, TRUE }, { 199, FALSE, TRUE },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (expect); i++)
+    {
+      cs_adapt_plan_epoch (&eu_au, expect[i].epoch, &plan);
+      g_assert_cmpint (plan.refresh_maps, ==, expect[i].refresh);
+      g_assert_true (plan.eu_guided);
+      g_assert_cmpint (plan.au_excluded, ==, expect[i].au);
+      cs_adapt_plan_epoch (&eu, expect[i].epoch, &plan);
+      g_assert_true (plan.eu_guided);
+      g_assert_false (plan.au_excluded);
+      cs_adapt_plan_epoch (&random, expect[i].epoch, &plan);
+      g_assert_cmpint (plan.refresh_maps, ==, expect[i].refresh);
+      g_assert_false (plan.eu_guided);
+      g_assert_false (plan.au_excluded);
+    }
+}
+
+static void
+test_adapt_mask_item (void)
+{
+  /* 6 patches: 0..3 ROI, 4 dropped context, 5 visible context; AU excludes patch 2; EU
+   * strongly on patch 3. One of four ROI patches is masked per item (ratio 0.25). */
+  const guint8 is_roi[6] = { 1, 1, 1, 1, 0, 0 };
+  const guint8 base[6] = { 0, 0, 0, 0, CS_PATCH_DROPPED, 0 };
+  const guint8 excluded[6] = { 0, 0, 1, 0, 0, 0 };
+  const double eu[6] = { 0, 0, 0, 50, 0, 0 };
+  g_autoptr (GRand) rng = g_rand_new_with_seed (8);
+  int hits[6] = { 0 }, hits_au[6] = { 0 };
+  CsAdaptEpochPlan uniform = { FALSE, FALSE, FALSE }, guided = { FALSE, TRUE, FALSE };
+  CsAdaptEpochPlan uniform_au = { FALSE, FALSE, TRUE };
+  for (int draw = 0; draw < 400; draw++)
+    {
+      guint8 states[6];
+      g_assert_cmpint (cs_adapt_mask_item (&guided, is_roi, base, eu, excluded, 6, 0.25, 1.0,
+                                           FALSE, rng, states), ==, 1);
+      g_assert_cmpint (states[3], ==, CS_PATCH_MASKED); /* e^50 : 3 */
+      g_assert_cmpint (states[4], ==, CS_PATCH_DROPPED);
+      cs_adapt_mask_item (&uniform, is_roi, base, eu, excluded, 6, 0.25, 1.0, FALSE, rng,
+                          states);
+      for (int p = 0; p < 6; p++)
+        hits[p] += states[p] == CS_PATCH_MASKED;
+      cs_adapt_mask_item (&uniform_au, is_roi, base, eu, excluded, 6, 0.25, 1.0, FALSE, rng,
+                          states);
+      for (int p = 0; p < 6; p++)
+        hits_au[p] += states[p] == CS_PATCH_MASKED;
+    }
+  /* Without the AU phase the excluded patch is an ordinary ROI patch (about 100 of 400);
+   * with it, never masked, and one of three other patches each time (round (0.75) = 1). */
+  g_assert_cmpint (hits[2], >, 50);
+  g_assert_cmpint (hits_au[2], ==, 0);
+  g_assert_cmpint (hits_au[0] + hits_au[1] + hits_au[3], ==, 400);
+  g_assert_cmpint (hits[4] + hits[5] + hits_au[4] + hits_au[5], ==, 0);
+}
+
 /* The reference geometry: a 32 x 32 grid with a cord-like band of 100 ROI patches
  * (rows 0..24, columns 14..17), the rest context, some of it dropped with margin 2. */
 static void
@@ -504,6 +570,8 @@ main (int argc, char **argv)
   g_test_add_func ("/u2ad/masking/eu-inclusion-exact", test_eu_inclusion_exact);
   g_test_add_func ("/u2ad/masking/eu-guided-ordering", test_eu_guided_ordering);
   g_test_add_func ("/u2ad/masking/au-exclusion", test_au_exclusion);
+  g_test_add_func ("/u2ad/masking/adapt-plan", test_adapt_plan);
+  g_test_add_func ("/u2ad/masking/adapt-mask-item", test_adapt_mask_item);
   g_test_add_func ("/u2ad/schedule/balanced-exact", test_balanced_exact);
   g_test_add_func ("/u2ad/schedule/random", test_random_schedule);
   g_test_add_func ("/u2ad/schedule/no-roi", test_schedule_no_roi);
