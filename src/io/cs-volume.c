@@ -956,6 +956,7 @@ cs_volume_extract_sagittal (const CsVolume *vol, int slice)
   s->spacing[1] = vol->pixdim[ax_row];
   s->slice = slice;
   s->sagittal_axis = ax_sag;
+  memcpy (s->volume_dim, vol->dim, sizeof s->volume_dim);
   memcpy (s->px2vox, px2vox, sizeof px2vox);
   mat4_mul ((const double (*)[4]) vol->vox2mm, (const double (*)[4]) px2vox, s->px2mm);
   s->data = g_new (float, (gsize) s->width * s->height);

@@ -82,6 +82,7 @@ typedef struct
   int slice;              /* index along the sagittal axis */
   int sagittal_axis;
   float *data;            /* width*height, row-major */
+  int volume_dim[3];      /* dim of the volume it came from (0s if made by hand) */
 } CsSagittal;
 
 CsSagittal *cs_volume_extract_sagittal (const CsVolume *vol, int slice);
