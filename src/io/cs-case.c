@@ -194,6 +194,16 @@ is_dir (const char *path)
   return g_file_test (path, G_FILE_TEST_IS_DIR);
 }
 
+/* NAME.nii next to NAME.nii.gz is the same case: the .nii.gz is kept. */
+static gboolean
+has_gz_twin (const char *path)
+{
+  if (!g_str_has_suffix (path, ".nii"))
+    return FALSE;
+  g_autofree char *gz = g_strconcat (path, ".gz", NULL);
+  return g_file_test (gz, G_FILE_TEST_IS_REGULAR);
+}
+
 static gboolean
 is_bids_root (const char *dir)
 {
@@ -235,7 +245,7 @@ discover_bids_anat (const char *root, const char *subject, const char *session,
       if (!is_bids_t2w (names->pdata[i]))
         continue;
       g_autofree char *image = g_build_filename (anat, names->pdata[i], NULL);
-      if (!g_file_test (image, G_FILE_TEST_IS_REGULAR))
+      if (!g_file_test (image, G_FILE_TEST_IS_REGULAR) || has_gz_twin (image))
         continue;
       CsCase *c = case_new (image, label_dirs, annotation_dir);
       c->subject = g_strdup (subject);
@@ -285,13 +295,8 @@ discover_flat (const char *dir, const char *annotation_dir, int depth, GPtrArray
       g_autofree char *stem = nifti_stem (name);
       if (stem != NULL)
         {
-          /* NAME.nii next to NAME.nii.gz is the same case: keep the .nii.gz. */
-          if (g_str_has_suffix (name, ".nii"))
-            {
-              g_autofree char *gz = g_strconcat (path, ".gz", NULL);
-              if (g_file_test (gz, G_FILE_TEST_IS_REGULAR))
-                continue;
-            }
+          if (has_gz_twin (path))
+            continue;
           if (!stem_is_label (stem) && g_file_test (path, G_FILE_TEST_IS_REGULAR))
             g_ptr_array_add (cases, case_new (path, label_dirs, annotation_dir));
         }

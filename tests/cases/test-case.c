@@ -116,6 +116,7 @@ test_bids_tree (void)
     "dataset_description.json",
     "sub-01/anat/sub-01_T2w.nii.gz",
     "sub-01/anat/sub-01_T1w.nii.gz",                     /* not T2w: not a case */
+    "sub-01/anat/sub-01_T2w.nii",                        /* the .nii.gz is kept */
     "sub-02/ses-1/anat/sub-02_ses-1_T2w.nii.gz",
     "sub-02/ses-2/anat/sub-02_ses-2_T2w.nii",
     "sub-02/ses-2/anat/sub-02_ses-2_T2w_lesion.nii",     /* next to the image */
