@@ -58,7 +58,9 @@ cs_window_show_failure (CsWindow     *self,
   g_autofree char *title = g_strdup_printf (_("Could Not Open “%s”"), what);
 
   adw_status_page_set_title (self->error_page, title);
-  adw_status_page_set_description (self->error_page, error->message);
+  /* The description is Pango markup; file names may hold '&' or '<'. */
+  g_autofree char *reason = g_markup_escape_text (error->message, -1);
+  adw_status_page_set_description (self->error_page, reason);
   cs_window_show_titles (self, "Cordscope", NULL);
   cs_window_set_state (self, CS_WINDOW_STATE_FAILED);
 }
@@ -81,7 +83,8 @@ cs_window_load_done (GObject      *source,
 
   if (loaded == NULL)
     {
-      g_autofree char *what = g_file_get_basename (file);
+      g_autofree char *basename = g_file_get_basename (file);
+      g_autofree char *what = g_filename_display_name (basename);
       cs_window_show_failure (self, what, error);
       return;
     }
