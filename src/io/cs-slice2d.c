@@ -502,7 +502,8 @@ slice_to_volume (const CsSlice2d *s, const float *map, gboolean nearest)
               value = map[(gsize) lround (v) * s->size + lround (u)];
             else
               {
-                int u0 = MIN ((int) floor (u), s->size - 1), v0 = MIN ((int) floor (v), s->size - 1);
+                int u0 = MIN ((int) floor (u), s->size - 1);
+                int v0 = MIN ((int) floor (v), s->size - 1);
                 int u1 = MIN (u0 + 1, s->size - 1), v1 = MIN (v0 + 1, s->size - 1);
                 double fu = u - u0, fv = v - v0;
                 value = (1 - fv) * ((1 - fu) * map[(gsize) v0 * s->size + u0]

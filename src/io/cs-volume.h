@@ -55,8 +55,9 @@ CsVolume  *cs_volume_new_like     (const CsVolume *ref);   /* same grid, zeroed 
  * volume is read (volumes_in_file says how many there were); NaN/Inf voxels are refused
  * (CS_IO_ERROR_VALUES). Every error message starts with the path. */
 CsVolume  *cs_volume_load         (const char *path, GError **error);
-/* Writes atomically (temp + rename) as .nii or .nii.gz (by the name), storing the
- * affine as both sform and qform, with the given NIfTI datatype (DT_FLOAT32, DT_UINT8...).
+/* Writes atomically (temp + fsync + rename) as .nii or .nii.gz (by the name), NIfTI-1
+ * (NIfTI-2 only when a dim exceeds 32767), storing the affine as both sform and qform
+ * (code 2, aligned), with the given NIfTI datatype (DT_FLOAT32, DT_UINT8...).
  * Integer types round half away from zero; NaN/Inf anywhere or values out of the type's
  * range are refused (CS_IO_ERROR_VALUES) and nothing is written. */
 gboolean   cs_volume_save         (const CsVolume *vol, const char *path, int datatype,

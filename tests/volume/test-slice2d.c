@@ -491,7 +491,8 @@ test_real_roundtrip (void)
 {
   const char *root = g_getenv ("CS_SHARED_DATA");
   struct { const char *image, *seg; int size; } cases[] = {
-    { "real/errsm30-crop/errsm30crop_T2w.nii.gz", "real/errsm30-crop/errsm30crop_T2w_seg.nii.gz", 64 },
+    { "real/errsm30-crop/errsm30crop_T2w.nii.gz",
+      "real/errsm30-crop/errsm30crop_T2w_seg.nii.gz", 64 },
     { "real/pam50/PAM50small_T2w.nii.gz", "real/pam50/PAM50small_T2w_seg.nii.gz", 256 },
   };
 

@@ -684,6 +684,23 @@ test_save_roundtrip (void)
             g_assert_cmpfloat (back->data[1], ==, is_unsigned ? 3.0f : -3.0f);
           }
       }
+  /* a dimension beyond NIfTI-1's 16-bit dims is written as NIfTI-2 */
+  {
+    const int long_dim[3] = { 40000, 2, 1 };
+    g_autoptr (CsVolume) wide = cs_volume_new (long_dim, m);
+    g_autofree char *path = g_build_filename (dir, "wide.nii.gz", NULL);
+    g_autoptr (CsVolume) back = NULL;
+    for (gsize v = 0; v < cs_volume_n_voxels (wide); v++)
+      wide->data[v] = (float) v * 0.5f;
+    g_assert_true (cs_volume_save (wide, path, DT_FLOAT32, NULL));
+    back = cs_volume_load (path, NULL);
+    g_assert_nonnull (back);
+    g_assert_cmpint (back->nifti_version, ==, 2);
+    g_assert_cmpint (back->dim[0], ==, 40000);
+    g_assert_cmpfloat (back->data[79999], ==, 79999 * 0.5f);
+    g_assert_cmpfloat (back->vox2mm[1][0], ==, -0.5);
+    g_unlink (path);
+  }
   /* only the files we asked for: no temporary left over */
   g_assert_cmpint (count_entries (dir), ==, 2 * G_N_ELEMENTS (all_types));
   remove_tree (dir);
