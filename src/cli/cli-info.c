@@ -156,6 +156,10 @@ cs_cli_info (int argc, char **argv)
                             seg->dim[2], image->dim[0], image->dim[1], image->dim[2]);
     }
   int default_slice = cs_case_default_slice (image, seg);
+  gboolean seg_has_cord = FALSE;
+  for (gsize i = 0; seg != NULL && !seg_has_cord
+                    && i < (gsize) seg->dim[0] * seg->dim[1] * seg->dim[2]; i++)
+    seg_has_cord = seg->data[i] > 0.5f;
 
   const char *discs_path = NULL, *discs_kind = NULL;
   g_autoptr (GArray) discs = read_case_discs (c, image, &discs_path, &discs_kind, &error);
@@ -197,6 +201,9 @@ cs_cli_info (int argc, char **argv)
   json_builder_add_int_value (b, image->dim[cs_volume_sagittal_axis (image)]);
   json_builder_set_member_name (b, "default_slice");
   json_builder_add_int_value (b, default_slice);
+  /* Why this slice: the cord mask's largest area, or the middle for want of a mask. */
+  add_path (b, "default_slice_from", seg_has_cord ? "seg" : seg ? "middle (empty cord mask)"
+                                                                : "middle (no cord mask)");
   json_builder_set_member_name (b, "affine");
   json_builder_begin_array (b);
   for (int r = 0; r < 4; r++)

@@ -387,6 +387,31 @@ cs_segments_compute (const GArray *discs, const CsSagittal *view, const char *so
   return TRUE;
 }
 
+static gint
+compare_disc_values (gconstpointer a, gconstpointer b)
+{
+  return ((const CsDisc *) a)->value - ((const CsDisc *) b)->value;
+}
+
+GArray *
+cs_discs_merge (const GArray *base, const GArray *overrides)
+{
+  GArray *merged = g_array_new (FALSE, TRUE, sizeof (CsDisc));
+  for (guint i = 0; base != NULL && i < base->len; i++)
+    {
+      const CsDisc *d = &g_array_index (base, CsDisc, i);
+      gboolean replaced = FALSE;
+      for (guint j = 0; overrides != NULL && j < overrides->len && !replaced; j++)
+        replaced = g_array_index (overrides, CsDisc, j).value == d->value;
+      if (!replaced)
+        g_array_append_val (merged, *d);
+    }
+  if (overrides != NULL)
+    g_array_append_vals (merged, overrides->data, overrides->len);
+  g_array_sort (merged, compare_disc_values);
+  return merged;
+}
+
 int
 cs_segment_at_row (const CsSegment segments[CS_N_SEGMENTS], double row)
 {

@@ -97,6 +97,10 @@ gboolean    cs_segments_compute       (const GArray *discs, const CsSagittal *vi
                                        const char *source, CsSegment out[CS_N_SEGMENTS],
                                        GError **error);
 
+/* BASE's discs with each of OVERRIDES (e.g. an annotator's, from the sidecar) replacing
+ * the disc of its value or added; either may be NULL. A new array, sorted by value. */
+GArray     *cs_discs_merge            (const GArray *base, const GArray *overrides);
+
 /* The segment (0..5) whose span holds display row ROW, or -1. */
 int         cs_segment_at_row         (const CsSegment segments[CS_N_SEGMENTS], double row);
 

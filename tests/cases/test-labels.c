@@ -352,6 +352,33 @@ test_spans_scaled_view (void)
     }
 }
 
+static void
+test_merge (void)
+{
+  g_autoptr (GArray) file = g_array_new (FALSE, TRUE, sizeof (CsDisc));
+  g_autoptr (GArray) manual = g_array_new (FALSE, TRUE, sizeof (CsDisc));
+  CsDisc f3 = { 3, { 1, 2, 3 }, CS_DISC_SOURCE_FILE };
+  CsDisc f4 = { 4, { 1, 2, 4 }, CS_DISC_SOURCE_FILE };
+  CsDisc m4 = { 4, { 9, 9, 9 }, CS_DISC_SOURCE_MANUAL };
+  CsDisc m6 = { 6, { 5, 5, 5 }, CS_DISC_SOURCE_MANUAL };
+  g_array_append_val (file, f4);
+  g_array_append_val (file, f3);
+  g_array_append_val (manual, m6);
+  g_array_append_val (manual, m4);
+  g_autoptr (GArray) merged = cs_discs_merge (file, manual);
+  g_assert_cmpuint (merged->len, ==, 3);
+  assert_disc_at (merged, 3, 1, 2, 3, CS_DISC_SOURCE_FILE);
+  assert_disc_at (merged, 4, 9, 9, 9, CS_DISC_SOURCE_MANUAL);
+  assert_disc_at (merged, 6, 5, 5, 5, CS_DISC_SOURCE_MANUAL);
+  for (guint i = 0; i + 1 < merged->len; i++)
+    g_assert_cmpint (g_array_index (merged, CsDisc, i).value, <,
+                     g_array_index (merged, CsDisc, i + 1).value);
+  g_autoptr (GArray) only = cs_discs_merge (NULL, manual);
+  g_assert_cmpuint (only->len, ==, 2);
+  g_autoptr (GArray) none = cs_discs_merge (NULL, NULL);
+  g_assert_cmpuint (none->len, ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -363,5 +390,6 @@ main (int argc, char **argv)
   g_test_add_func ("/labels/spans", test_spans);
   g_test_add_func ("/labels/span-errors", test_span_errors);
   g_test_add_func ("/labels/spans-scaled-view", test_spans_scaled_view);
+  g_test_add_func ("/labels/merge", test_merge);
   return g_test_run ();
 }

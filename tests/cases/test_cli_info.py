@@ -92,7 +92,8 @@ def check_case(image_rel, labels_expected, disc_source, root=REAL):
     check(info["dims"] == list(img.shape[:3]), f"{image_rel}: dims {info['dims']}")
     zooms = np.sqrt((img.affine[:3, :3] ** 2).sum(axis=0))
     check(np.allclose(info["voxel_size_mm"], zooms, atol=1e-5), f"{image_rel}: voxel size")
-    check(info["orientation"] == codes, f"{image_rel}: orientation {info['orientation']} != {codes}")
+    check(info["orientation"] == codes,
+          f"{image_rel}: orientation {info['orientation']} != {codes}")
     check(info["sagittal_axis"] == sag, f"{image_rel}: sagittal_axis")
     check(info["n_sagittal_slices"] == img.shape[sag], f"{image_rel}: n_sagittal_slices")
     check(np.allclose(info["affine"], img.affine, atol=1e-4), f"{image_rel}: affine")
@@ -106,6 +107,7 @@ def check_case(image_rel, labels_expected, disc_source, root=REAL):
 
     seg = np.asarray(nib.load(labels["seg"]).dataobj) > 0.5
     area = seg.sum(axis=tuple(a for a in range(3) if a != sag))
+    check(info["default_slice_from"] == "seg", f"{image_rel}: default_slice_from")
     check(info["default_slice"] == int(np.argmax(area)),
           f"{image_rel}: default_slice {info['default_slice']} != {int(np.argmax(area))}")
 
@@ -183,6 +185,18 @@ try:
         check(info["labels"]["sidecar"] == sidecar, f"--annotations: {info['labels']}")
         check("segments" not in info, "no label files, yet segments")
         check(info["default_slice"] == 26, "no mask: the middle slice, 52 // 2")
+        check(info["default_slice_from"] == "middle (no cord mask)", "default_slice_from")
+    # An empty cord mask is no error: the middle slice, and the reason said.
+    seg_img = nib.load(os.path.join(REAL, "errsm30-crop", "errsm30crop_T2w_seg.nii.gz"))
+    empty = np.zeros(seg_img.shape, dtype=np.uint8)
+    nib.save(nib.Nifti1Image(empty, seg_img.affine, seg_img.header),
+             os.path.join(tmp, "scan_seg.nii.gz"))
+    res = run_info(image)
+    check(res.returncode == 0, f"empty mask: exit {res.returncode}: {res.stderr}")
+    if res.returncode == 0:
+        info = json.loads(res.stdout)
+        check(info["default_slice"] == 26 and
+              info["default_slice_from"] == "middle (empty cord mask)", "empty mask")
 finally:
     shutil.rmtree(tmp)
 
