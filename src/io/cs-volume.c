@@ -745,13 +745,14 @@ convert_voxels (const void *raw, int datatype, gsize n, double slope, double int
     for (gsize v = 0; v < n; v++)                                         \
       {                                                                   \
         double x = (double) src[v] * slope + inter;                       \
-        float f = (float) x;                                              \
-        if (!isfinite (f))                                                \
+        /* beyond float's range the cast itself would be undefined */    \
+        if (!(fabs (x) <= G_MAXFLOAT))                                    \
           {                                                               \
             if (bad++ == 0)                                               \
               *first_bad = v;                                             \
+            x = 0.0;                                                      \
           }                                                               \
-        out[v] = f;                                                       \
+        out[v] = (float) x;                                               \
       }                                                                   \
   }                                                                       \
   break;
