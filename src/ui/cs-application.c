@@ -131,11 +131,13 @@ quit_action (GSimpleAction *action,
              gpointer       user_data)
 {
   GtkApplication *app = GTK_APPLICATION (user_data);
-  GList *windows;
+  GList *windows = g_list_copy (gtk_application_get_windows (app));
 
-  /* Closing each window (not g_application_quit) lets it save its size. */
-  while ((windows = gtk_application_get_windows (app)) != NULL)
-    gtk_window_destroy (GTK_WINDOW (windows->data));
+  /* Closing each window (not g_application_quit) lets it save its size; the application
+   * ends with its last window. */
+  for (GList *l = windows; l != NULL; l = l->next)
+    gtk_window_close (GTK_WINDOW (l->data));
+  g_list_free (windows);
 }
 
 static void

@@ -205,16 +205,13 @@ static void
 cs_window_constructed (GObject *object)
 {
   CsWindow *self = CS_WINDOW (object);
-  CsApplication *app = CS_APPLICATION (gtk_window_get_application (GTK_WINDOW (self)));
+  /* The "application" property is set only after constructed(): ask for the running one. */
+  GApplication *app = g_application_get_default ();
 
   G_OBJECT_CLASS (cs_window_parent_class)->constructed (object);
 
-  if (app != NULL)
-    {
-      self->settings = cs_application_get_settings (app);
-      if (self->settings != NULL)
-        g_object_ref (self->settings);
-    }
+  if (CS_IS_APPLICATION (app) && cs_application_get_settings (CS_APPLICATION (app)) != NULL)
+    self->settings = g_object_ref (cs_application_get_settings (CS_APPLICATION (app)));
   if (self->settings != NULL)
     {
       gtk_window_set_default_size (GTK_WINDOW (self),

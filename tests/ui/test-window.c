@@ -437,6 +437,37 @@ test_actions_and_empty_window (void)
   close_all_windows ();
 }
 
+/* Quitting closes every window through close-request, so each saves its size. */
+static void
+test_quit_saves_window_size (void)
+{
+  GSettings *settings = cs_application_get_settings (app);
+  g_assert_nonnull (settings);  /* the schema compiled into the build tree */
+
+  CsWindow *window = cs_window_new (app);
+  gtk_window_set_default_size (GTK_WINDOW (window), 900, 640);
+  gtk_window_present (GTK_WINDOW (window));
+  iterate_for (100);
+  g_assert_cmpint (g_settings_get_int (settings, "window-width"), !=, 900);
+
+  g_action_group_activate_action (G_ACTION_GROUP (app), "quit", NULL);
+  iterate_for (100);
+  g_assert_null (gtk_application_get_windows (GTK_APPLICATION (app)));
+  g_assert_cmpint (g_settings_get_int (settings, "window-width"), ==, 900);
+  g_assert_cmpint (g_settings_get_int (settings, "window-height"), ==, 640);
+  g_assert_false (g_settings_get_boolean (settings, "window-maximized"));
+
+  /* The next window opens at the saved size. */
+  window = cs_window_new (app);
+  int width, height;
+  gtk_window_get_default_size (GTK_WINDOW (window), &width, &height);
+  g_assert_cmpint (width, ==, 900);
+  g_assert_cmpint (height, ==, 640);
+  gtk_window_destroy (GTK_WINDOW (window));
+  g_settings_reset (settings, "window-width");
+  g_settings_reset (settings, "window-height");
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -465,6 +496,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/ui/window/actions-and-empty-window", test_actions_and_empty_window);
   g_test_add_func ("/ui/window/square-in-display-orientation", test_square_in_display_orientation);
   g_test_add_func ("/ui/window/corrupt-file-shows-reason", test_corrupt_file_shows_reason);
+  g_test_add_func ("/ui/window/quit-saves-window-size", test_quit_saves_window_size);
   g_test_add_func ("/ui/window/load-does-not-stall", test_load_does_not_stall);
   g_test_add_func ("/ui/window/no-argument-opens-bundled-sample",
                    test_no_argument_opens_bundled_sample);
