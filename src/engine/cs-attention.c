@@ -125,6 +125,23 @@ transpose_block (float tr[HD][8], const float *rows, int q0, int L, float mul)
       tr[d][lane] = q0 + lane < L ? rows[(size_t) (q0 + lane) * HD + d] * mul : 0.0f;
 }
 
+/* Scores of the 8 queries of qt against one key: two 4-FMA chains, so the latency of one
+ * key's dot product does not serialise the loop. */
+static inline __m256
+score8 (const __m256 qt[HD], const float *kk)
+{
+  __m256 a = _mm256_mul_ps (qt[0], _mm256_broadcast_ss (kk));
+  __m256 b = _mm256_mul_ps (qt[4], _mm256_broadcast_ss (kk + 4));
+  a = _mm256_fmadd_ps (qt[1], _mm256_broadcast_ss (kk + 1), a);
+  b = _mm256_fmadd_ps (qt[5], _mm256_broadcast_ss (kk + 5), b);
+  a = _mm256_fmadd_ps (qt[2], _mm256_broadcast_ss (kk + 2), a);
+  b = _mm256_fmadd_ps (qt[6], _mm256_broadcast_ss (kk + 6), b);
+  a = _mm256_fmadd_ps (qt[3], _mm256_broadcast_ss (kk + 3), a);
+  b = _mm256_fmadd_ps (qt[7], _mm256_broadcast_ss (kk + 7), b);
+  return _mm256_add_ps (a, b);
+}
+
+/* Scores are kept in base 2 (queries pre-scaled by scale * log2 e), so softmax needs 2^x. */
 static void
 attention_forward_avx2 (const AttentionJob *j, int off, int L, int h, float *scratch)
 {
@@ -142,34 +159,77 @@ attention_forward_avx2 (const AttentionJob *j, int off, int L, int h, float *scr
       float tr[HD][8] __attribute__ ((aligned (32)));
       float res[HD][8] __attribute__ ((aligned (32)));
       float lres[8] __attribute__ ((aligned (32)));
+      float mxs[8] __attribute__ ((aligned (32)));
       __m256 qt[HD], acc[HD], mx = _mm256_set1_ps (-INFINITY), l = _mm256_setzero_ps ();
 
-      transpose_block (tr, Q, q0, L, scale);
+      transpose_block (tr, Q, q0, L, scale * 1.44269504088896341f);
       for (int d = 0; d < HD; d++)
         {
           qt[d] = _mm256_load_ps (tr[d]);
           acc[d] = _mm256_setzero_ps ();
         }
-      for (int k = 0; k < L; k++)
-        {
-          const float *kk = K + (size_t) k * HD;
-          __m256 s = _mm256_mul_ps (qt[0], _mm256_broadcast_ss (kk));
-          for (int d = 1; d < HD; d++)
-            s = _mm256_fmadd_ps (qt[d], _mm256_broadcast_ss (kk + d), s);
-          _mm256_store_ps (S + (size_t) k * 8, s);
-          mx = _mm256_max_ps (mx, s);
-        }
-      for (int k = 0; k < L; k++)
-        {
-          const float *v = V + (size_t) k * HD;
-          __m256 p = cs_exp8 (_mm256_sub_ps (_mm256_load_ps (S + (size_t) k * 8), mx));
-          l = _mm256_add_ps (l, p);
-          for (int d = 0; d < HD; d++)
-            acc[d] = _mm256_fmadd_ps (p, _mm256_broadcast_ss (v + d), acc[d]);
-        }
+      /* four keys per step, their chains interleaved, so the core always has
+       * independent work while one key's dot product or exponential is in flight */
+      {
+        int k = 0;
+        for (; k + 4 <= L; k += 4)
+          {
+            const float *kk = K + (size_t) k * HD;
+            __m256 s0 = _mm256_mul_ps (qt[0], _mm256_broadcast_ss (kk));
+            __m256 s1 = _mm256_mul_ps (qt[0], _mm256_broadcast_ss (kk + HD));
+            __m256 s2 = _mm256_mul_ps (qt[0], _mm256_broadcast_ss (kk + 2 * HD));
+            __m256 s3 = _mm256_mul_ps (qt[0], _mm256_broadcast_ss (kk + 3 * HD));
+            for (int d = 1; d < HD; d++)
+              {
+                s0 = _mm256_fmadd_ps (qt[d], _mm256_broadcast_ss (kk + d), s0);
+                s1 = _mm256_fmadd_ps (qt[d], _mm256_broadcast_ss (kk + HD + d), s1);
+                s2 = _mm256_fmadd_ps (qt[d], _mm256_broadcast_ss (kk + 2 * HD + d), s2);
+                s3 = _mm256_fmadd_ps (qt[d], _mm256_broadcast_ss (kk + 3 * HD + d), s3);
+              }
+            _mm256_store_ps (S + (size_t) k * 8, s0);
+            _mm256_store_ps (S + (size_t) k * 8 + 8, s1);
+            _mm256_store_ps (S + (size_t) k * 8 + 16, s2);
+            _mm256_store_ps (S + (size_t) k * 8 + 24, s3);
+            mx = _mm256_max_ps (mx, _mm256_max_ps (_mm256_max_ps (s0, s1),
+                                                   _mm256_max_ps (s2, s3)));
+          }
+        for (; k < L; k++)
+          {
+            __m256 sk = score8 (qt, K + (size_t) k * HD);
+            _mm256_store_ps (S + (size_t) k * 8, sk);
+            mx = _mm256_max_ps (mx, sk);
+          }
+        k = 0;
+        for (; k + 4 <= L; k += 4)
+          {
+            const float *v = V + (size_t) k * HD;
+            __m256 p[4];
+            cs_exp2_8x4 (p, _mm256_sub_ps (_mm256_load_ps (S + (size_t) k * 8), mx),
+                         _mm256_sub_ps (_mm256_load_ps (S + (size_t) k * 8 + 8), mx),
+                         _mm256_sub_ps (_mm256_load_ps (S + (size_t) k * 8 + 16), mx),
+                         _mm256_sub_ps (_mm256_load_ps (S + (size_t) k * 8 + 24), mx));
+            l = _mm256_add_ps (l, _mm256_add_ps (_mm256_add_ps (p[0], p[1]),
+                                                 _mm256_add_ps (p[2], p[3])));
+            for (int d = 0; d < HD; d++)
+              {
+                __m256 a = _mm256_mul_ps (p[0], _mm256_broadcast_ss (v + d));
+                __m256 b = _mm256_mul_ps (p[1], _mm256_broadcast_ss (v + HD + d));
+                a = _mm256_fmadd_ps (p[2], _mm256_broadcast_ss (v + 2 * HD + d), a);
+                b = _mm256_fmadd_ps (p[3], _mm256_broadcast_ss (v + 3 * HD + d), b);
+                acc[d] = _mm256_add_ps (acc[d], _mm256_add_ps (a, b));
+              }
+          }
+        for (; k < L; k++)
+          {
+            const float *v = V + (size_t) k * HD;
+            __m256 p = cs_exp2_8 (_mm256_sub_ps (_mm256_load_ps (S + (size_t) k * 8), mx));
+            l = _mm256_add_ps (l, p);
+            for (int d = 0; d < HD; d++)
+              acc[d] = _mm256_fmadd_ps (p, _mm256_broadcast_ss (v + d), acc[d]);
+          }
+      }
       {
         __m256 rl = _mm256_div_ps (_mm256_set1_ps (1.0f), l);
-        float mxs[8] __attribute__ ((aligned (32)));
         for (int d = 0; d < HD; d++)
           _mm256_store_ps (res[d], _mm256_mul_ps (acc[d], rl));
         _mm256_store_ps (lres, l);
@@ -179,7 +239,9 @@ attention_forward_avx2 (const AttentionJob *j, int off, int L, int h, float *scr
             float *o = j->out + (size_t) (off + q0 + lane) * j->C + h * HD;
             for (int d = 0; d < HD; d++)
               o[d] = res[d][lane];
-            j->lse[(size_t) h * j->T + off + q0 + lane] = mxs[lane] + logf (lres[lane]);
+            /* natural-log lse: (max + log2 l) ln 2 */
+            j->lse[(size_t) h * j->T + off + q0 + lane] =
+              (float) ((mxs[lane] + log2 (lres[lane])) * G_LN2);
           }
       }
     }
@@ -190,6 +252,7 @@ attention_backward_avx2 (const AttentionJob *j, int off, int L, int h, float *sc
 {
   int C3 = 3 * j->C;
   float scale = 1.0f / sqrtf ((float) HD);
+  const float log2e = 1.44269504088896341f;
   float *K = scratch, *V = K + (size_t) L * HD, *Q = V + (size_t) L * HD;
   float *dO = Q + (size_t) L * HD, *dK = dO + (size_t) L * HD, *dV = dK + (size_t) L * HD;
   float *P = dV + (size_t) L * HD, *DS = P + (size_t) L * 8;
@@ -212,7 +275,7 @@ attention_backward_avx2 (const AttentionJob *j, int off, int L, int h, float *sc
       __m256 qt[HD], ot[HD], dqt[HD], vlse, vD;
       int nq = MIN (8, L - q0);
 
-      transpose_block (qtr, Q, q0, L, 1.0f);
+      transpose_block (qtr, Q, q0, L, log2e);
       transpose_block (otr, dO, q0, L, 1.0f);
       for (int lane = 0; lane < nq; lane++)
         {
@@ -222,7 +285,7 @@ attention_backward_avx2 (const AttentionJob *j, int off, int L, int h, float *sc
           for (int d = 0; d < HD; d++)
             D += g[d] * o[d];
           Dv[lane] = D;
-          lse[lane] = j->flse[(size_t) h * j->T + off + q0 + lane];
+          lse[lane] = j->flse[(size_t) h * j->T + off + q0 + lane] * log2e;
         }
       vlse = _mm256_load_ps (lse);
       vD = _mm256_load_ps (Dv);
@@ -233,24 +296,53 @@ attention_backward_avx2 (const AttentionJob *j, int off, int L, int h, float *sc
           dqt[d] = _mm256_setzero_ps ();
         }
       /* per key: probabilities and score gradients of the 8 queries; dQ on the way */
-      for (int k = 0; k < L; k++)
-        {
-          const float *kk = K + (size_t) k * HD, *v = V + (size_t) k * HD;
-          __m256 s = _mm256_mul_ps (qt[0], _mm256_broadcast_ss (kk));
-          __m256 dp = _mm256_mul_ps (ot[0], _mm256_broadcast_ss (v));
-          __m256 p, ds;
-          for (int d = 1; d < HD; d++)
-            {
-              s = _mm256_fmadd_ps (qt[d], _mm256_broadcast_ss (kk + d), s);
-              dp = _mm256_fmadd_ps (ot[d], _mm256_broadcast_ss (v + d), dp);
-            }
-          p = cs_exp8 (_mm256_sub_ps (s, vlse));
-          ds = _mm256_mul_ps (p, _mm256_sub_ps (dp, vD));
-          _mm256_store_ps (P + (size_t) k * 8, p);
-          _mm256_store_ps (DS + (size_t) k * 8, ds);
-          for (int d = 0; d < HD; d++)
-            dqt[d] = _mm256_fmadd_ps (ds, _mm256_broadcast_ss (kk + d), dqt[d]);
-        }
+      {
+        int k = 0;
+        for (; k + 4 <= L; k += 4)
+          {
+            const float *kk = K + (size_t) k * HD, *vv = V + (size_t) k * HD;
+            __m256 sc[4], dp[4], p[4], ds[4];
+            for (int i = 0; i < 4; i++)
+              {
+                sc[i] = _mm256_mul_ps (qt[0], _mm256_broadcast_ss (kk + i * HD));
+                dp[i] = _mm256_mul_ps (ot[0], _mm256_broadcast_ss (vv + i * HD));
+              }
+            for (int d = 1; d < HD; d++)
+              for (int i = 0; i < 4; i++)
+                {
+                  sc[i] = _mm256_fmadd_ps (qt[d], _mm256_broadcast_ss (kk + i * HD + d), sc[i]);
+                  dp[i] = _mm256_fmadd_ps (ot[d], _mm256_broadcast_ss (vv + i * HD + d), dp[i]);
+                }
+            cs_exp2_8x4 (p, _mm256_sub_ps (sc[0], vlse), _mm256_sub_ps (sc[1], vlse),
+                         _mm256_sub_ps (sc[2], vlse), _mm256_sub_ps (sc[3], vlse));
+            for (int i = 0; i < 4; i++)
+              {
+                ds[i] = _mm256_mul_ps (p[i], _mm256_sub_ps (dp[i], vD));
+                _mm256_store_ps (P + (size_t) (k + i) * 8, p[i]);
+                _mm256_store_ps (DS + (size_t) (k + i) * 8, ds[i]);
+              }
+            for (int d = 0; d < HD; d++)
+              {
+                __m256 a = _mm256_mul_ps (ds[0], _mm256_broadcast_ss (kk + d));
+                __m256 b = _mm256_mul_ps (ds[1], _mm256_broadcast_ss (kk + HD + d));
+                a = _mm256_fmadd_ps (ds[2], _mm256_broadcast_ss (kk + 2 * HD + d), a);
+                b = _mm256_fmadd_ps (ds[3], _mm256_broadcast_ss (kk + 3 * HD + d), b);
+                dqt[d] = _mm256_add_ps (dqt[d], _mm256_add_ps (a, b));
+              }
+          }
+        for (; k < L; k++)
+          {
+            const float *kk = K + (size_t) k * HD;
+            __m256 sk = score8 (qt, kk);
+            __m256 dpk = score8 (ot, V + (size_t) k * HD);
+            __m256 pk = cs_exp2_8 (_mm256_sub_ps (sk, vlse));
+            __m256 dsk = _mm256_mul_ps (pk, _mm256_sub_ps (dpk, vD));
+            _mm256_store_ps (P + (size_t) k * 8, pk);
+            _mm256_store_ps (DS + (size_t) k * 8, dsk);
+            for (int d = 0; d < HD; d++)
+              dqt[d] = _mm256_fmadd_ps (dsk, _mm256_broadcast_ss (kk + d), dqt[d]);
+          }
+      }
       for (int d = 0; d < HD; d++)
         _mm256_store_ps (res[d], _mm256_mul_ps (dqt[d], _mm256_set1_ps (scale)));
       for (int lane = 0; lane < nq; lane++)
@@ -259,7 +351,8 @@ attention_backward_avx2 (const AttentionJob *j, int off, int L, int h, float *sc
           for (int d = 0; d < HD; d++)
             dq[d] += res[d][lane];
         }
-      /* per key, head channels in the lanes: dV_k += sum_i p_ik dO_i, dK_k += ds_ik q_i */
+      /* per key, head channels in the lanes: dV_k += sum_i p_ik dO_i, dK_k += ds_ik q_i;
+       * two chains each, for the same latency reason as score8 */
       {
         __m256 orow[8], qrow[8];
         for (int lane = 0; lane < 8; lane++)
@@ -272,15 +365,17 @@ attention_backward_avx2 (const AttentionJob *j, int off, int L, int h, float *sc
         for (int k = 0; k < L; k++)
           {
             const float *pk = P + (size_t) k * 8, *dsk = DS + (size_t) k * 8;
-            __m256 dv = _mm256_load_ps (dV + (size_t) k * HD);
-            __m256 dk = _mm256_load_ps (dK + (size_t) k * HD);
-            for (int lane = 0; lane < 8; lane++)
+            __m256 dva = _mm256_load_ps (dV + (size_t) k * HD), dvb = _mm256_setzero_ps ();
+            __m256 dka = _mm256_load_ps (dK + (size_t) k * HD), dkb = _mm256_setzero_ps ();
+            for (int lane = 0; lane < 8; lane += 2)
               {
-                dv = _mm256_fmadd_ps (_mm256_broadcast_ss (pk + lane), orow[lane], dv);
-                dk = _mm256_fmadd_ps (_mm256_broadcast_ss (dsk + lane), qrow[lane], dk);
+                dva = _mm256_fmadd_ps (_mm256_broadcast_ss (pk + lane), orow[lane], dva);
+                dvb = _mm256_fmadd_ps (_mm256_broadcast_ss (pk + lane + 1), orow[lane + 1], dvb);
+                dka = _mm256_fmadd_ps (_mm256_broadcast_ss (dsk + lane), qrow[lane], dka);
+                dkb = _mm256_fmadd_ps (_mm256_broadcast_ss (dsk + lane + 1), qrow[lane + 1], dkb);
               }
-            _mm256_store_ps (dV + (size_t) k * HD, dv);
-            _mm256_store_ps (dK + (size_t) k * HD, dk);
+            _mm256_store_ps (dV + (size_t) k * HD, _mm256_add_ps (dva, dvb));
+            _mm256_store_ps (dK + (size_t) k * HD, _mm256_add_ps (dka, dkb));
           }
       }
     }
