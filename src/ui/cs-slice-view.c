@@ -309,7 +309,15 @@ cs_slice_view_set_sagittal (CsSliceView *self,
   self->sagittal = sagittal;
   self->n_slices = n_slices;
   if (sagittal != NULL)
-    cs_slice_view_reset_window (self);
+    {
+      g_autofree char *description =
+        g_strdup_printf (_("Sagittal slice %d of %d"), sagittal->slice + 1, n_slices);
+      gtk_accessible_update_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                      description, -1);
+      cs_slice_view_reset_window (self);
+    }
+  else
+    gtk_accessible_reset_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_LABEL);
   gtk_widget_queue_draw (GTK_WIDGET (self));
 }
 

@@ -20,6 +20,8 @@ static CsApplication *app;
 enum { NX = 64, NY = 40, NZ = 5 };
 /* A 12 x 12 mm bright square, anterior (i 4..15) and superior (j 28..33). */
 enum { SQ_I0 = 4, SQ_I1 = 16, SQ_J0 = 28, SQ_J1 = 34 };
+/* The one sagittal slice (k) with cord in the case's mask; the middle one is k = 2. */
+enum { SEG_SLICE = 1 };
 
 static char *
 write_square_case (const char *folder)
@@ -46,6 +48,15 @@ write_square_case (const char *folder)
 
   char *path = g_build_filename (folder, "square.nii.gz", NULL);
   g_assert_true (cs_volume_save (vol, path, DT_INT16, &error));
+  g_assert_no_error (error);
+
+  /* A cord mask on slice SEG_SLICE only: the default slice must follow it, not the middle. */
+  g_autoptr(CsVolume) seg = cs_volume_new_like (vol);
+  for (int j = 5; j < 35; j++)
+    for (int i = 30; i < 36; i++)
+      seg->data[((gsize) SEG_SLICE * NY + j) * NX + i] = 1.0f;
+  g_autofree char *seg_path = g_build_filename (folder, "square_seg.nii.gz", NULL);
+  g_assert_true (cs_volume_save (seg, seg_path, DT_UINT8, &error));
   g_assert_no_error (error);
   return path;
 }
@@ -178,6 +189,7 @@ test_square_in_display_orientation (void)
 
   GtkWidget *view = GTK_WIDGET (window->slice_view);
   wait_for_drawn (view);
+  g_assert_cmpint (cs_slice_view_get_sagittal (window->slice_view)->slice, ==, SEG_SLICE);
 
   /* Default window: 0.5 and 99.5 percentiles of the slice: the background and the square
    * (72 of 2560 pixels, 2.8%). */
@@ -240,6 +252,8 @@ test_square_in_display_orientation (void)
   g_assert_cmpint (control, ==, 0);
 
   close_all_windows ();
+  g_autofree char *seg_path = g_build_filename (folder, "square_seg.nii.gz", NULL);
+  g_unlink (seg_path);
   g_unlink (path);
   g_rmdir (folder);
 }
