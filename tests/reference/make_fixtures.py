@@ -16,6 +16,7 @@ inputs, so they are the exact answer up to float64 rounding; the C engine's diff
 is then its own float32 error. Run with --check to print how far a float32 PyTorch run is
 from that answer (the yardstick for the parity test's tolerances).
 Usage: make_fixtures.py [--out DIR] [--check]
+       make_fixtures.py --config reference --batch 2 --adam-steps 0 --out DIR  (live test)
 """
 
 import argparse
@@ -35,19 +36,21 @@ TINY = ref.make_config(img_size=40, patch=8, enc_dim=32, enc_depth=2, enc_heads=
 ADAM_STEPS = 10
 
 
-def make_inputs(config, rng):
-    """Three cord-like images and patch states (explicit, deterministic)."""
+def make_inputs(config, rng, batch=3):
+    """Cord-like images and patch states (explicit, deterministic): item 0 keeps all
+    context, item 1 drops context beyond margin 0, item 2 beyond margin 1."""
     size, patch = config["img_size"], config["patch"]
     grid = size // patch
+    scale = size / 40.0  # the tiny fixture's image is 40 px
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     images, states = [], []
     specs = [  # (cord centre column, half width, context margin for this item)
-        (18.0, 5.0, -1),
-        (21.0, 4.0, 0),
-        (15.0, 7.0, 1),
-    ]
+        (18.0 * scale, 5.0 * scale, -1),
+        (21.0 * scale, 4.0 * scale, 0),
+        (15.0 * scale, 7.0 * scale, 1),
+    ][:batch]
     for b, (centre, half, margin) in enumerate(specs):
-        bend = centre + 3.0 * np.sin(yy / 9.0 + b)
+        bend = centre + 3.0 * scale * np.sin(yy / (9.0 * scale) + b)
         cord = np.exp(-((xx - bend) / half) ** 2)
         img = 0.25 + 0.5 * cord + 0.15 * np.sin(xx / 5.0 + yy / 7.0 + b)
         img += 0.05 * rng.standard_normal((size, size))
@@ -59,7 +62,7 @@ def make_inputs(config, rng):
         states.append(ref.random_patch_state(roi, cfg, rng))
     states = np.stack(states)
     assert (states == ref.PATCH_DROPPED).any() and (states == ref.PATCH_MASKED).sum(1).min() > 0
-    assert states.shape == (3, grid * grid)
+    assert states.shape == (len(specs), grid * grid)
     return np.stack(images)[:, None], states
 
 
@@ -73,8 +76,8 @@ def perturb(model, generator):
                 p.add_(0.1 * torch.randn(p.shape, generator=generator, dtype=p.dtype))
 
 
-def run_reference(weights, images, states, dtype):
-    model = ref.U2AD(TINY).to(dtype)
+def run_reference(weights, images, states, dtype, config=TINY, adam_steps=ADAM_STEPS):
+    model = ref.U2AD(config).to(dtype)
     model.load_state_dict({k: torch.tensor(v, dtype=dtype) for k, v in weights.items()})
     x = torch.tensor(images, dtype=dtype)
     pred_img, pred_edge = model(x, states)
@@ -87,10 +90,12 @@ def run_reference(weights, images, states, dtype):
     for name, p in model.named_parameters():
         result["grad." + name] = p.grad.numpy().copy()
 
+    if adam_steps == 0:
+        return result
     model.load_state_dict({k: torch.tensor(v, dtype=dtype) for k, v in weights.items()})
     adam = ref.make_adam(model)
     losses = []
-    for _ in range(ADAM_STEPS):
+    for _ in range(adam_steps):
         adam.zero_grad()
         total = model.loss(x, states, *model(x, states))[0]
         total.backward()
@@ -107,26 +112,33 @@ def main():
     parser.add_argument("--out", default=os.path.join(os.path.dirname(
         os.path.abspath(__file__)), "fixtures"))
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--config", choices=["tiny", "reference"], default="tiny",
+                        help="reference: the full configuration, for the live test")
+    parser.add_argument("--batch", type=int, default=3, choices=[1, 2, 3])
+    parser.add_argument("--adam-steps", type=int, default=ADAM_STEPS)
+    parser.add_argument("--seed", type=int, default=1234)
     args = parser.parse_args()
 
+    config = TINY if args.config == "tiny" else ref.make_config()
     torch.manual_seed(0)
-    generator = torch.Generator().manual_seed(1234)
-    rng = np.random.default_rng(1234)
-    model = ref.U2AD(TINY).double()
+    generator = torch.Generator().manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    model = ref.U2AD(config).double()
     model.init_mae(generator)
     perturb(model, generator)
     weights = OrderedDict((k, v.numpy().astype(np.float32)) for k, v in
                           model.state_dict().items())
-    images, states = make_inputs(TINY, rng)
+    images, states = make_inputs(config, rng, args.batch)
 
-    exact = run_reference(weights, images, states, torch.float64)
+    exact = run_reference(weights, images, states, torch.float64, config, args.adam_steps)
     tensors = OrderedDict(("param." + k, v) for k, v in weights.items())
     tensors["input.images"] = images
     tensors["input.patch_state"] = states.astype(np.float32)
     tensors.update(exact)
 
     if args.check:
-        single = run_reference(weights, images, states, torch.float32)
+        single = run_reference(weights, images, states, torch.float32, config,
+                               args.adam_steps)
         print("float32 PyTorch vs float64 reference: max |a-b|, max |a-b|/(1e-5+1e-4|b|)")
         for name, want in exact.items():
             diff = np.abs(single[name].astype(np.float64) - want)
@@ -134,12 +146,13 @@ def main():
             print("  %-40s %.3g  %.3g" % (name, diff.max(), ratio.max()))
 
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "tiny.safetensors")
-    meta = ref.model_metadata(TINY, steps=ADAM_STEPS, lr=ref.ADAM_LR)
+    path = os.path.join(args.out, "%s.safetensors" % args.config)
+    meta = ref.model_metadata(config, steps=args.adam_steps, lr=ref.ADAM_LR)
     meta["format"] = "cordscope-u2ad-fixture"
     ref.safetensors_write(path, tensors, meta)
     print("wrote %s (%d bytes, %d tensors)" % (path, os.path.getsize(path), len(tensors)))
-    print("losses:", json.dumps([round(v, 6) for v in exact["adam.loss"]]))
+    if "adam.loss" in exact:
+        print("losses:", json.dumps([round(v, 6) for v in exact["adam.loss"]]))
 
 
 if __name__ == "__main__":
