@@ -25,6 +25,7 @@ struct _CsWindow
 
   CsWindowState         state;
   GCancellable         *load_cancellable; /* the load in flight, replaced by a newer open */
+  guint                 loading_page_timeout;
   CsLoadedCase         *loaded;           /* the case on screen; its slice is the view's */
   GtkFileChooserNative *file_chooser;
 };

@@ -21,6 +21,19 @@ enum {
 
 static GParamSpec *properties[N_PROPS];
 
+/* How long a case may take to open before the loading page replaces the current one. */
+#define LOADING_PAGE_DELAY_MS 250
+
+static void
+cs_window_show_loading_page (gpointer user_data)
+{
+  CsWindow *self = user_data;
+
+  self->loading_page_timeout = 0;
+  gtk_stack_set_visible_child_name (self->stack, "loading");
+  gtk_spinner_set_spinning (self->loading_spinner, TRUE);
+}
+
 static void
 cs_window_set_state (CsWindow      *self,
                      CsWindowState  state)
@@ -32,8 +45,19 @@ cs_window_set_state (CsWindow      *self,
     [CS_WINDOW_STATE_FAILED] = "error",
   };
 
-  gtk_stack_set_visible_child_name (self->stack, page_names[state]);
-  gtk_spinner_set_spinning (self->loading_spinner, state == CS_WINDOW_STATE_LOADING);
+  g_clear_handle_id (&self->loading_page_timeout, g_source_remove);
+  gtk_spinner_set_spinning (self->loading_spinner, FALSE);
+  if (state == CS_WINDOW_STATE_LOADING)
+    {
+      /* Most cases open in well under a second: the case on screen stays until the next
+       * one is ready, and the spinner only shows for slow ones, so nothing flashes. */
+      if (self->state != CS_WINDOW_STATE_SHOWING)
+        gtk_stack_set_visible_child_name (self->stack, "loading");
+      self->loading_page_timeout =
+        g_timeout_add_once (LOADING_PAGE_DELAY_MS, cs_window_show_loading_page, self);
+    }
+  else
+    gtk_stack_set_visible_child_name (self->stack, page_names[state]);
   if (self->state == state)
     return;
   self->state = state;
@@ -234,6 +258,7 @@ cs_window_dispose (GObject *object)
   if (self->load_cancellable != NULL)
     g_cancellable_cancel (self->load_cancellable);
   g_clear_object (&self->load_cancellable);
+  g_clear_handle_id (&self->loading_page_timeout, g_source_remove);
   if (self->file_chooser != NULL)
     gtk_native_dialog_destroy (GTK_NATIVE_DIALOG (self->file_chooser));
   g_clear_object (&self->file_chooser);

@@ -393,6 +393,47 @@ test_load_does_not_stall (void)
   iterate_for (20);
 }
 
+/* Opening a second case while a slow first one is still loading: the second one wins, even
+ * though the first one finishes after it. */
+static void
+test_newer_open_wins (void)
+{
+  const char *shared = g_getenv ("CS_SHARED_DATA");
+  g_autofree char *slow_path = g_build_filename (shared != NULL ? shared : "", "real",
+                                                 "errsm30-full", "errsm30_T2w.nii.gz", NULL);
+  if (shared == NULL || !g_file_test (slow_path, G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("CS_SHARED_DATA/real/errsm30-full is absent");
+      return;
+    }
+  g_autoptr(GError) error = NULL;
+  g_autofree char *folder = g_dir_make_tmp ("cordscope-ui-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_autofree char *fast_path = write_square_case (folder);
+
+  CsWindow *window = cs_window_new (app);
+  g_autoptr(GFile) slow = g_file_new_for_path (slow_path);
+  g_autoptr(GFile) fast = g_file_new_for_path (fast_path);
+  cs_window_open (window, slow);
+  /* Let the worker get into reading errsm30 (about 100 ms or more), then supersede it. */
+  g_usleep (20 * 1000);
+  cs_window_open (window, fast);
+  wait_for_load (window);
+  /* Long enough for the superseded errsm30 read to have come back too. */
+  iterate_for (1500);
+
+  g_assert_cmpint (cs_window_get_state (window), ==, CS_WINDOW_STATE_SHOWING);
+  g_assert_cmpstr (cs_window_get_case_name (window), ==, "square");
+  g_assert_cmpint (cs_slice_view_get_sagittal (window->slice_view)->width, ==, NX);
+
+  gtk_window_destroy (GTK_WINDOW (window));
+  iterate_for (20);
+  g_autofree char *seg_path = g_build_filename (folder, "square_seg.nii.gz", NULL);
+  g_unlink (seg_path);
+  g_unlink (fast_path);
+  g_rmdir (folder);
+}
+
 static AdwAboutWindow *
 find_about_window (void)
 {
@@ -512,6 +553,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/ui/window/corrupt-file-shows-reason", test_corrupt_file_shows_reason);
   g_test_add_func ("/ui/window/quit-saves-window-size", test_quit_saves_window_size);
   g_test_add_func ("/ui/window/load-does-not-stall", test_load_does_not_stall);
+  g_test_add_func ("/ui/window/newer-open-wins", test_newer_open_wins);
   g_test_add_func ("/ui/window/no-argument-opens-bundled-sample",
                    test_no_argument_opens_bundled_sample);
 
