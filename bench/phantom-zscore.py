@@ -9,6 +9,8 @@ and reports, per variant, AUC and the specificity at sensitivity 0.9.
 Variants (each a patient score from a per-case z-score map):
   seg-max   max z over the _seg mask, all slices (z from the mask's mean and sd)
   seg-p99   99th percentile of z over the _seg mask
+  robust-max  max z over the _seg mask with z from the median and MAD (a lesion does not
+            inflate its own reference)
   curve-max as DESIGN.md's scores, on the default slice (largest _seg area): z over the
             slice's _seg, the anomaly curve = mean z across the cord in each row, rows
             +-2 pooled; patient score = peak of the curve
@@ -47,6 +49,9 @@ def scores(folder, name):
     v = d[seg]
     z = (v - v.mean()) / (v.std() + 1e-9)
     out = {'seg-max': z.max(), 'seg-p99': np.percentile(z, 99)}
+    med = np.median(v)
+    mad = 1.4826 * np.median(np.abs(v - med)) + 1e-9
+    out['robust-max'] = ((v - med) / mad).max()
     ax = sagittal_axis(img.affine)
     m = np.abs(img.affine[:3, :3])
     si_axis = max((a for a in range(3) if a != ax), key=lambda a: m[2, a])
@@ -81,16 +86,22 @@ def main():
     ap.add_argument('--count', type=int, default=100)
     ap.add_argument('--seed', type=int, default=2024)
     ap.add_argument('--keep')
+    ap.add_argument('--ablate', action='store_true',
+                    help='also run with each confounder off in turn')
     a = ap.parse_args()
     base = a.keep or tempfile.mkdtemp(prefix='cs-zscore-')
-    for label, extra in [('confounded', []), ('clean', ['--no-confounders'])]:
+    runs = [('confounded', []), ('clean', ['--no-confounders'])]
+    if a.ablate:
+        runs += [(f'no-{c}', [f'--no-{c}']) for c in
+                 ['gibbs', 'seg-error', 'flow', 'wander', 'gm-stripe', 'enlargement', 'drift']]
+    for label, extra in runs:
         rows = run(a.cli, os.path.join(base, label), a.count, a.seed, extra)
         n_ab = sum(1 for ab, _ in rows if ab)
         print(f'{label}: {len(rows)} cases, {n_ab} abnormal')
-        for key in ['seg-max', 'seg-p99', 'curve-max']:
+        for key in ['seg-max', 'seg-p99', 'robust-max', 'curve-max']:
             pos = [s[key] for ab, s in rows if ab]
             neg = [s[key] for ab, s in rows if not ab]
-            print(f'  {key:8s} AUC {auc(neg, pos):.3f}  specificity@sens0.9 '
+            print(f'  {key:10s} AUC {auc(neg, pos):.3f}  specificity@sens0.9 '
                   f'{spec_at_sens(neg, pos):.3f}')
     if not a.keep:
         subprocess.run(['rm', '-rf', base])

@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <glib/gstdio.h>
-#include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
 
@@ -496,8 +495,8 @@ scene_sample (const CsScene *sc, double s, double u, double x, CsSample *out)
               double r = ds * ds + dl * dl + dxl * dxl;
               if (r < 1)
                 {
-                  /* soft-edged: full contrast in the core, fading to the rim */
-                  double w = r < 0.5 ? 1.0 : 1.0 - 0.6 * (r - 0.5) / 0.5;
+                  /* full contrast in the core, fading a little towards the rim */
+                  double w = r < 0.6 ? 1.0 : 1.0 - 0.4 * (r - 0.6) / 0.4;
                   v += w * ls->contrast * (sc->lv.csf - v);
                   out->lesion = (gint8) l;
                   break;
@@ -639,7 +638,11 @@ scene_build (CsScene *sc, CsRng *rng, guint confounders)
   lv->csf = rng_range (rng, 2.7, 3.3);
   lv->marrow = rng_range (rng, 0.75, 1.15);
   for (int d = 0; d < N_DISCS; d++)
-    lv->nucleus[d] = rng_uniform (rng) < 0.25 ? rng_range (rng, 0.5, 0.9) : rng_range (rng, 1.3, 2.3);
+    {
+      /* a quarter of the discs are degenerate: a dark nucleus */
+      double degenerate = rng_uniform (rng), level = rng_uniform (rng);
+      lv->nucleus[d] = degenerate < 0.25 ? 0.5 + 0.4 * level : 1.3 + 1.0 * level;
+    }
   lv->annulus = rng_range (rng, 0.3, 0.45);
   lv->ligament = rng_range (rng, 0.1, 0.2);
   lv->fat = rng_range (rng, 1.7, 2.5);
@@ -1134,8 +1137,8 @@ cs_phantom_case_generate (const CsPhantomOptions *options, guint index)
 
   /* CSF pulsation ghosts: faint copies of the CSF column displaced along the phase-encode
    * direction (A-P), in stretches where the pulsation was out of step with the readout */
-  int ghost_shift = (int) lrint (rng_range (&rng, 4, 14) / g.dy);
-  double ghost_amp = rng_range (&rng, 0.05, 0.12) * sc.lv.csf;
+  int ghost_shift = (int) lrint (rng_range (&rng, 2.5, 9) / g.dy);
+  double ghost_amp = rng_range (&rng, 0.04, 0.1) * sc.lv.csf;
   CsSmoothNoise ghost_mod;
   smooth_noise_init (&ghost_mod, &rng, g.z0, g.z0 + g.nz * g.dz, 5, 15);
   if (conf & CS_PHANTOM_FLOW)
@@ -1344,96 +1347,86 @@ cs_phantom_case_free (CsPhantomCase *pcase)
 
 /* ---------------------------------------------------------------- truth and files */
 
-static double
-round_to (double v, double step)
+/* A number with a fixed count of decimals, '.' whatever the locale: stable, readable JSON. */
+static void
+append_number (GString *out, double v, int decimals)
 {
-  return rint (v / step) * step;
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+  char format[8];
+  g_snprintf (format, sizeof format, "%%.%df", decimals);
+  if (fabs (v) < 0.5 * pow (10, -decimals))
+    v = 0;  /* no "-0.00" */
+  g_string_append (out, g_ascii_formatd (buf, sizeof buf, format, v));
+}
+
+static void
+append_bool (GString *out, gboolean v)
+{
+  g_string_append (out, v ? "true" : "false");
 }
 
 char *
 cs_phantom_case_truth_json (const CsPhantomCase *pc)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "generator");
-  json_builder_add_string_value (b, CS_PHANTOM_GENERATOR_VERSION);
-  json_builder_set_member_name (b, "name");
-  json_builder_add_string_value (b, pc->name);
-  json_builder_set_member_name (b, "seed");
-  json_builder_add_int_value (b, (gint64) pc->seed);
-  json_builder_set_member_name (b, "index");
-  json_builder_add_int_value (b, pc->index);
-  json_builder_set_member_name (b, "abnormal");
-  json_builder_add_boolean_value (b, pc->n_lesions > 0);
+  GString *o = g_string_new ("{\n");
+  g_string_append_printf (o, "  \"generator\": \"%s\",\n", CS_PHANTOM_GENERATOR_VERSION);
+  g_string_append_printf (o, "  \"name\": \"%s\",\n", pc->name);
+  g_string_append_printf (o, "  \"seed\": %" G_GUINT64_FORMAT ",\n", pc->seed);
+  g_string_append_printf (o, "  \"index\": %u,\n", pc->index);
+  g_string_append (o, "  \"abnormal\": ");
+  append_bool (o, pc->n_lesions > 0);
 
-  json_builder_set_member_name (b, "hyperintense_segments");
-  json_builder_begin_array (b);
+  g_string_append (o, ",\n  \"hyperintense_segments\": [");
+  gboolean first = TRUE;
   for (int k = 0; k < CS_PHANTOM_N_SEGMENTS; k++)
     if (pc->hyperintense[k])
-      json_builder_add_string_value (b, segment_names[k]);
-  json_builder_end_array (b);
-
-  json_builder_set_member_name (b, "segments");
-  json_builder_begin_object (b);
+      {
+        g_string_append_printf (o, "%s\"%s\"", first ? "" : ", ", segment_names[k]);
+        first = FALSE;
+      }
+  g_string_append (o, "],\n  \"segments\": {\n");
   for (int k = 0; k < CS_PHANTOM_N_SEGMENTS; k++)
-    {
-      json_builder_set_member_name (b, segment_names[k]);
-      json_builder_add_string_value (b, pc->hyperintense[k] ? "hyperintense" : "normal");
-    }
-  json_builder_end_object (b);
+    g_string_append_printf (o, "    \"%s\": \"%s\"%s\n", segment_names[k],
+                            pc->hyperintense[k] ? "hyperintense" : "normal",
+                            k + 1 < CS_PHANTOM_N_SEGMENTS ? "," : "");
 
-  json_builder_set_member_name (b, "lesions");
-  json_builder_begin_array (b);
+  g_string_append (o, "  },\n  \"lesions\": [");
   for (guint l = 0; l < pc->n_lesions; l++)
     {
       const CsPhantomLesion *pl = &pc->lesions[l];
-      json_builder_begin_object (b);
-      json_builder_set_member_name (b, "segment");
-      json_builder_add_string_value (b, segment_names[pl->segment]);
-      json_builder_set_member_name (b, "centre_mm");
-      json_builder_begin_array (b);
+      g_string_append_printf (o, "%s\n    {\n      \"segment\": \"%s\",\n      \"centre_mm\": [",
+                              l ? "," : "", segment_names[pl->segment]);
       for (int c = 0; c < 3; c++)
-        json_builder_add_double_value (b, round_to (pl->centre_mm[c], 0.01));
-      json_builder_end_array (b);
-      json_builder_set_member_name (b, "length_mm");
-      json_builder_add_double_value (b, round_to (pl->length_mm, 0.01));
-      json_builder_set_member_name (b, "width_mm");
-      json_builder_add_double_value (b, round_to (pl->width_mm, 0.01));
-      json_builder_set_member_name (b, "lateral_mm");
-      json_builder_add_double_value (b, round_to (pl->lateral_mm, 0.01));
-      json_builder_set_member_name (b, "contrast");
-      json_builder_add_double_value (b, round_to (pl->contrast, 0.001));
-      json_builder_set_member_name (b, "voxels");
-      json_builder_add_int_value (b, pl->voxels);
-      json_builder_end_object (b);
+        {
+          append_number (o, pl->centre_mm[c], 2);
+          g_string_append (o, c < 2 ? ", " : "],\n");
+        }
+      g_string_append (o, "      \"length_mm\": ");
+      append_number (o, pl->length_mm, 2);
+      g_string_append (o, ",\n      \"width_mm\": ");
+      append_number (o, pl->width_mm, 2);
+      g_string_append (o, ",\n      \"lateral_mm\": ");
+      append_number (o, pl->lateral_mm, 2);
+      g_string_append (o, ",\n      \"contrast\": ");
+      append_number (o, pl->contrast, 3);
+      g_string_append_printf (o, ",\n      \"voxels\": %d\n    }", pl->voxels);
     }
-  json_builder_end_array (b);
+  g_string_append (o, pc->n_lesions ? "\n  ],\n" : "],\n");
 
-  json_builder_set_member_name (b, "confounders");
-  json_builder_begin_object (b);
+  g_string_append (o, "  \"confounders\": {\n");
   for (guint i = 0; i < G_N_ELEMENTS (confounder_names); i++)
     {
-      json_builder_set_member_name (b, confounder_names[i]);
-      json_builder_add_boolean_value (b, (pc->confounders & (1u << i)) != 0);
+      g_string_append_printf (o, "    \"%s\": ", confounder_names[i]);
+      append_bool (o, (pc->confounders & (1u << i)) != 0);
+      g_string_append (o, i + 1 < G_N_ELEMENTS (confounder_names) ? ",\n" : "\n");
     }
-  json_builder_end_object (b);
-
-  json_builder_set_member_name (b, "orientation");
-  json_builder_add_string_value (b, pc->axcodes);
-  json_builder_set_member_name (b, "cord_intensity");
-  json_builder_add_double_value (b, round_to (pc->cord_level, 0.01));
-  json_builder_set_member_name (b, "csf_intensity");
-  json_builder_add_double_value (b, round_to (pc->csf_level, 0.01));
-  json_builder_end_object (b);
-
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  g_autoptr (JsonNode) root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  char *text = json_generator_to_data (gen, NULL);
-  char *with_newline = g_strconcat (text, "\n", NULL);
-  g_free (text);
-  return with_newline;
+  g_string_append_printf (o, "  },\n  \"orientation\": \"%s\",\n", pc->axcodes);
+  g_string_append (o, "  \"cord_intensity\": ");
+  append_number (o, pc->cord_level, 1);
+  g_string_append (o, ",\n  \"csf_intensity\": ");
+  append_number (o, pc->csf_level, 1);
+  g_string_append (o, "\n}\n");
+  return g_string_free (o, FALSE);
 }
 
 gboolean

@@ -363,7 +363,7 @@ test_seg_error_only_changes_seg (void)
   g_assert_true (same_volume (a->discs, c->discs));
   g_assert_false (same_volume (a->image, c->image));
   g_autofree char *json = cs_phantom_case_truth_json (c);
-  g_assert_nonnull (strstr (json, "\"gibbs\" : false"));
+  g_assert_nonnull (strstr (json, "\"gibbs\": false"));
 }
 
 static void
