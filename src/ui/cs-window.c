@@ -85,6 +85,9 @@ cs_window_show_failure (CsWindow     *self,
   /* The description is Pango markup; file names may hold '&' or '<'. */
   g_autofree char *reason = g_markup_escape_text (error->message, -1);
   adw_status_page_set_description (self->error_page, reason);
+  /* The case that was on screen is gone too: the window says what failed, nothing else. */
+  cs_slice_view_set_sagittal (self->slice_view, NULL, 0);
+  g_clear_pointer (&self->loaded, cs_loaded_case_free);
   cs_window_show_titles (self, "Cordscope", NULL);
   cs_window_set_state (self, CS_WINDOW_STATE_FAILED);
 }

@@ -1,6 +1,7 @@
 /* test-window.c: drives the real application in-process under Xvfb: opens a volume with a
  * bright square at a known anatomical place and checks where the rendered slice shows it;
- * opens a corrupt file; starts with no argument and finds the bundled sample. */
+ * opens corrupt files; checks actions, saved window size, that loading never blocks the main
+ * loop and that a newer open wins; starts with no argument and finds the bundled sample. */
 #include "cs-config.h"
 
 #include <adwaita.h>
@@ -394,9 +395,9 @@ test_load_does_not_stall (void)
 }
 
 /* Opening a second case while a slow first one is still loading: the second one wins, even
- * though the first one finishes after it. */
+ * though the first one finishes after it. Then a failed open clears it. */
 static void
-test_newer_open_wins (void)
+test_newer_open_wins_failed_open_clears (void)
 {
   const char *shared = g_getenv ("CS_SHARED_DATA");
   g_autofree char *slow_path = g_build_filename (shared != NULL ? shared : "", "real",
@@ -426,10 +427,22 @@ test_newer_open_wins (void)
   g_assert_cmpstr (cs_window_get_case_name (window), ==, "square");
   g_assert_cmpint (cs_slice_view_get_sagittal (window->slice_view)->width, ==, NX);
 
+  /* A failed open replaces the case on screen: no stale slice under the error page. */
+  g_autofree char *bad_path = g_build_filename (folder, "empty.nii", NULL);
+  g_assert_true (g_file_set_contents (bad_path, "", 0, &error));
+  g_autoptr(GFile) bad = g_file_new_for_path (bad_path);
+  cs_window_open (window, bad);
+  wait_for_load (window);
+  g_assert_cmpint (cs_window_get_state (window), ==, CS_WINDOW_STATE_FAILED);
+  g_assert_null (cs_window_get_case_name (window));
+  g_assert_null (cs_slice_view_get_sagittal (window->slice_view));
+  g_assert_cmpstr (gtk_window_get_title (GTK_WINDOW (window)), ==, "Cordscope");
+
   gtk_window_destroy (GTK_WINDOW (window));
   iterate_for (20);
   g_autofree char *seg_path = g_build_filename (folder, "square_seg.nii.gz", NULL);
   g_unlink (seg_path);
+  g_unlink (bad_path);
   g_unlink (fast_path);
   g_rmdir (folder);
 }
@@ -553,7 +566,8 @@ main (int argc, char *argv[])
   g_test_add_func ("/ui/window/corrupt-file-shows-reason", test_corrupt_file_shows_reason);
   g_test_add_func ("/ui/window/quit-saves-window-size", test_quit_saves_window_size);
   g_test_add_func ("/ui/window/load-does-not-stall", test_load_does_not_stall);
-  g_test_add_func ("/ui/window/newer-open-wins", test_newer_open_wins);
+  g_test_add_func ("/ui/window/newer-open-wins-failed-open-clears",
+                   test_newer_open_wins_failed_open_clears);
   g_test_add_func ("/ui/window/no-argument-opens-bundled-sample",
                    test_no_argument_opens_bundled_sample);
 
