@@ -1,6 +1,9 @@
-/* safetensors-tool: lets the Python test cross-check our safetensors files with its own
- * reader and writer. "write PATH" writes a known file; "dump PATH" prints every tensor
- * and the metadata of a file as JSON (values with 9 significant digits: exact floats). */
+/* safetensors-tool: lets the Python tests cross-check our safetensors files with their
+ * own reader and writer. "write PATH" writes a known file; "dump PATH" prints every tensor
+ * and the metadata of a file as JSON (values with 9 significant digits: exact floats);
+ * "model PATH" loads a model file into the engine as an application would: the config
+ * from the metadata, then exactly the model's tensor table, into its parameter buffer. */
+#include "engine/cs-model.h"
 #include "io/cs-safetensors.h"
 
 #include <math.h>
@@ -13,15 +16,74 @@ static const CsTensorSpec known_specs[] = {
   { "norm.bias", 1, { 3 } },
 };
 
+static int
+load_model (const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CsSafetensors) probe = cs_safetensors_read (path, CS_SAFETENSORS_FORMAT_MODEL,
+                                                         NULL, 0, &error);
+  CsModelConfig config;
+  if (probe == NULL
+      || !cs_model_config_from_json (cs_safetensors_metadata (probe, "config"), &config, &error))
+    {
+      fprintf (stderr, "%s\n", error ? error->message : "no config in the metadata");
+      return 1;
+    }
+  g_autofree char *reason = NULL;
+  CsBackend *backend = cs_backend_open ("cpu", 1, &reason);
+  CsModel *model = cs_model_new (&config, backend, 0, &error);
+  if (model == NULL)
+    {
+      fprintf (stderr, "%s\n", error->message);
+      return 1;
+    }
+  int n = cs_model_n_tensors (model);
+  g_autofree CsTensorSpec *specs = g_new0 (CsTensorSpec, n);
+  for (int t = 0; t < n; t++)
+    {
+      const CsTensorInfo *info = cs_model_tensor (model, t);
+      specs[t].name = info->name;
+      specs[t].n_dims = info->ndim;
+      for (int d = 0; d < info->ndim; d++)
+        specs[t].shape[d] = info->shape[d];
+    }
+  g_autoptr (CsSafetensors) file = cs_safetensors_read (path, CS_SAFETENSORS_FORMAT_MODEL,
+                                                        specs, n, &error);
+  /* The table is in contract order, so the flat buffer is the engine's own layout. */
+  int status = 0;
+  if (file == NULL || !cs_safetensors_copy_flat (file, specs, n, cs_model_params (model),
+                                                 &error))
+    {
+      fprintf (stderr, "%s\n", error->message);
+      status = 1;
+    }
+  else
+    {
+      cs_model_host_changed (model);
+      double sum = 0;
+      const float *params = cs_model_params (model);
+      for (size_t i = 0; i < cs_model_n_params (model); i++)
+        sum += params[i];
+      printf ("{\"tensors\": %d, \"params\": %zu, \"sum\": %.9g}\n", n,
+              cs_model_n_params (model), sum);
+    }
+  cs_model_free (model);
+  cs_backend_close (backend);
+  return status;
+}
+
 int
 main (int argc, char **argv)
 {
-  if (argc != 3 || (strcmp (argv[1], "write") != 0 && strcmp (argv[1], "dump") != 0))
+  if (argc != 3 || (strcmp (argv[1], "write") != 0 && strcmp (argv[1], "dump") != 0
+                    && strcmp (argv[1], "model") != 0))
     {
-      fprintf (stderr, "usage: safetensors-tool write|dump PATH\n");
+      fprintf (stderr, "usage: safetensors-tool write|dump|model PATH\n");
       return 2;
     }
   g_autoptr (GError) error = NULL;
+  if (strcmp (argv[1], "model") == 0)
+    return load_model (argv[2]);
   if (strcmp (argv[1], "write") == 0)
     {
       /* Values the Python side recomputes: sin(i) * 10^(i % 7 - 3) in float32. */

@@ -115,6 +115,9 @@ with tempfile.TemporaryDirectory(prefix="cs-pretrain-") as tmp:
     dump = subprocess.run([TOOL, "dump", model], capture_output=True, text=True)
     check(dump.returncode == 0 and len(json.loads(dump.stdout)["tensors"]) == len(expect),
           "the C loader reads it")
+    load = subprocess.run([TOOL, "model", model], capture_output=True, text=True)
+    check(load.returncode == 0, "it loads into the engine with the model's tensor table %s"
+          % (load.stdout + load.stderr).strip())
 
     again = os.path.join(tmp, "again.safetensors")
     subprocess.run(pretrain(data, again, cfg, "--epochs", "4", "--quiet"), check=True)

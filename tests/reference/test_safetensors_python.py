@@ -62,4 +62,25 @@ with tempfile.TemporaryDirectory() as tmp:
         check(list(want.shape) == t["shape"] and np.array_equal(vals, want),
               "C reads %s bit-equal" % t["name"])
 
+    # A model the PyTorch reference saves loads into the engine, tensor table checked.
+    import torch
+    config = u2ad_ref.make_config(img_size=32, enc_dim=16, enc_depth=2, enc_heads=2,
+                                  dec_dim=8, dec_depth=1, dec_heads=1)
+    torch.manual_seed(4)
+    model = u2ad_ref.U2AD(config)
+    params = u2ad_ref.model_tensors(model)
+    model_path = os.path.join(tmp, "torch-model.safetensors")
+    u2ad_ref.safetensors_write(model_path, params, u2ad_ref.model_metadata(config))
+    out = subprocess.run([tool, "model", model_path], capture_output=True, text=True)
+    want_sum = float(sum(float(x) for v in params.values() for x in v.reshape(-1)))
+    got = json.loads(out.stdout) if out.returncode == 0 else {}
+    check(got.get("tensors") == len(params) and abs(got.get("sum", 1e9) - want_sum) < 1e-6,
+          "engine loads the reference's model (%s; python sum %.9g)" % (got or out.stderr,
+                                                                     want_sum))
+    params["blocks.1.mlp.fc1.weight"] = params["blocks.1.mlp.fc1.weight"][:, :-1]
+    u2ad_ref.safetensors_write(model_path, params, u2ad_ref.model_metadata(config))
+    out = subprocess.run([tool, "model", model_path], capture_output=True, text=True)
+    check(out.returncode != 0 and "blocks.1.mlp.fc1.weight" in out.stderr
+          and model_path in out.stderr, "a misshapen tensor is refused: %s" % out.stderr.strip())
+
 sys.exit(1 if failures else 0)
