@@ -213,6 +213,8 @@ typedef struct
   int n_voids;
   CsLesionShape lesions[CS_PHANTOM_MAX_LESIONS];
   int n_lesions;
+  double waves[8][3];              /* soft-tissue heterogeneity: ky, kz, phase */
+  double planes[4][3];             /* fat planes between muscles: ky, kz, phase */
 } CsScene;
 
 static void
@@ -318,6 +320,7 @@ typedef struct
   float value;     /* relative intensity */
   guint8 cord;     /* inside the cord */
   guint8 csf;      /* inside the CSF (for pulsation ghosts) */
+  guint8 soft;     /* neck muscle and soft tissue: gets fat planes and heterogeneity */
   gint8 lesion;    /* lesion index, or -1 */
 } CsSample;
 
@@ -391,11 +394,15 @@ sample_outside_canal (const CsScene *sc, int k, double s, double u, double x, Cs
           return;
         }
       double front = depth - sc->body_depth;
+      out->soft = 1;
       if (front < sc->prevert_th)
         out->value = lv->muscle;
       else if (front < sc->prevert_th + sc->airway_w && fabs (x) < 9
                && s > sc->body_top[0] - 5)
-        out->value = (front < sc->prevert_th + 1.2) ? lv->pharynx_wall : 0.02;
+        {
+          out->value = (front < sc->prevert_th + 1.2) ? lv->pharynx_wall : 0.02;
+          out->soft = 0;
+        }
       else
         out->value = 0.75 * lv->muscle + 0.25 * lv->fat;
       return;
@@ -450,10 +457,14 @@ sample_outside_canal (const CsScene *sc, int k, double s, double u, double x, Cs
           out->value = edge < 0.8 ? lv->cortical : lv->marrow;
           return;
         }
-      if (fabs (x) < 4 && dp < sc->lamina_th + sc->spinous_len[b]
-          && s > top + 0.3 * (bottom - top))
+      /* the spinous process tapers towards its tip */
+      double along = (dp - sc->lamina_th) / sc->spinous_len[b];
+      double h = bottom - top;
+      if (fabs (x) < 4 && along < 1 && s > top + (0.3 + 0.35 * along) * h
+          && s < bottom - 0.15 * along * h)
         {
-          out->value = fabs (x) > 3 ? lv->cortical : 0.8 * lv->marrow;
+          double edge = MIN (s - top - (0.3 + 0.35 * along) * h, bottom - 0.15 * along * h - s);
+          out->value = (fabs (x) > 3 || edge < 0.8) ? lv->cortical : 0.6 * lv->marrow;
           return;
         }
       break;
@@ -463,7 +474,13 @@ sample_outside_canal (const CsScene *sc, int k, double s, double u, double x, Cs
       out->value = dp < 1.5 ? lv->ligament : lv->fat;  /* ligamentum flavum, then fat */
       return;
     }
-  out->value = (fabs (x) < 1.5 && dp < 45) ? lv->ligament + 0.2 : lv->muscle;
+  if (fabs (x) < 1.5 && dp < 45)
+    out->value = lv->ligament + 0.2;  /* ligamentum nuchae */
+  else
+    {
+      out->value = lv->muscle;
+      out->soft = 1;
+    }
 }
 
 static void
@@ -472,6 +489,7 @@ scene_sample (const CsScene *sc, double s, double u, double x, CsSample *out)
   int k = scene_index (sc, s);
   out->cord = 0;
   out->csf = 0;
+  out->soft = 0;
   out->lesion = -1;
 
   double ant = sc->ant_wall[k], post = sc->post_wall[k];
@@ -745,6 +763,22 @@ scene_build (CsScene *sc, CsRng *rng, guint confounders)
                                   + 6 * smooth_noise_at (&skin_n, si + 100));
     }
 
+  for (int w = 0; w < 8; w++)
+    {
+      double angle = rng_range (rng, 0, G_PI), k = 2 * G_PI / rng_range (rng, 6, 30);
+      sc->waves[w][0] = k * cos (angle);
+      sc->waves[w][1] = k * sin (angle);
+      sc->waves[w][2] = rng_range (rng, 0, 2 * G_PI);
+    }
+  for (int w = 0; w < 4; w++)
+    {
+      /* muscles run along the neck: the fat planes between them are steep */
+      double angle = rng_range (rng, -0.4, 0.4), k = 2 * G_PI / rng_range (rng, 15, 35);
+      sc->planes[w][0] = k * cos (angle);
+      sc->planes[w][1] = k * sin (angle);
+      sc->planes[w][2] = rng_range (rng, 0, 2 * G_PI);
+    }
+
   /* flow voids: dark stretches of CSF where it pulses fastest (upper and mid cervical) */
   sc->n_voids = 1 + rng_int (rng, MAX_VOIDS);
   for (int v = 0; v < sc->n_voids; v++)
@@ -820,6 +854,24 @@ render_scene (const CsScene *sc, const CsGrid *g, CsRender *r)
   g_autofree float *pu = g_new (float, plane);
   project_plane (sc, g, ps, pu);
 
+  /* soft tissue is not uniform: smooth heterogeneity, and thin fat planes between the
+   * muscles; both depend on the in-plane position only */
+  g_autofree float *hetero = g_new (float, plane);
+  g_autofree guint8 *fat_plane = g_new (guint8, plane);
+  for (int iz = 0; iz < g->nz; iz++)
+    for (int iy = 0; iy < g->ny; iy++)
+      {
+        gsize p = (gsize) iz * g->ny + iy;
+        double y = g->y0 + iy * g->dy, z = g->z0 + iz * g->dz, h = 0;
+        for (int w = 0; w < 8; w++)
+          h += sin (sc->waves[w][0] * y + sc->waves[w][1] * z + sc->waves[w][2]);
+        hetero[p] = (float) (1 + 0.05 * h);
+        fat_plane[p] = 0;
+        for (int w = 0; w < 2; w++)
+          if (cos (sc->planes[w][0] * y + sc->planes[w][1] * z + sc->planes[w][2]) > 0.99)
+            fat_plane[p] = 1;
+      }
+
   int n_sub = r->n_sub;
   for (int ix = 0; ix < g->nx; ix++)
     for (int sub = 0; sub < n_sub; sub++)
@@ -832,6 +884,8 @@ render_scene (const CsScene *sc, const CsGrid *g, CsRender *r)
               gsize vi = grid_index (g, ix, iy, iz);
               CsSample smp;
               scene_sample (sc, ps[p], pu[p], x, &smp);
+              if (smp.soft)
+                smp.value = fat_plane[p] ? (float) sc->lv.fat : smp.value * hetero[p];
               r->value[vi] += smp.value / n_sub;
               r->csf[vi] += (float) smp.csf / n_sub;
               r->cord[vi] += smp.cord;
