@@ -1,0 +1,190 @@
+/* cs-pipeline.h: U2AD end to end on cases, the library calls the app and cordscope-cli
+ * share (DESIGN.md "U2AD"): detection of one case, adaptation of a model on a set of
+ * cases, cross-validated evaluation.
+ *
+ * Threads: no global state and no GTK. Every call may run on a worker thread; progress
+ * callbacks are called on the calling thread (the app coalesces them onto its main
+ * context). A CsPipelineModel may be shared between threads: its forward passes are
+ * serialised by its own lock. Every long call takes a GCancellable and then fails with
+ * G_IO_ERROR_CANCELLED.
+ *
+ * Coordinates: the engine sees one sagittal slice of the case resampled onto a square
+ * grid (io/cs-slice2d.h); "grid rows" are that grid's rows (0 = most superior), "display
+ * rows" those of the sagittal display slice (cs_volume_extract_sagittal), and the
+ * volumes are in the case's own voxel grid. */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "io/cs-case.h"
+#include "io/cs-slice2d.h"
+#include "io/cs-volume.h"
+
+G_BEGIN_DECLS
+
+#define CS_PIPELINE_N_SEGMENTS 6
+
+typedef enum
+{
+  CS_DETECTOR_U2AD,    /* AU of the (adapted) masked autoencoder, Monte-Carlo K samples */
+  CS_DETECTOR_ZSCORE,  /* baseline: z-score of intensity inside the ROI, no model */
+} CsDetectorKind;
+
+typedef enum
+{
+  CS_MC_RANDOM,    /* the paper: independent random masks until every ROI patch has K */
+  CS_MC_BALANCED,  /* every ROI patch masked exactly K times in the fewest passes */
+} CsMcKind;
+
+/* "u2ad" / "zscore", "random" / "balanced"; parsers return FALSE for unknown names. */
+const char *cs_detector_kind_name      (CsDetectorKind kind);
+gboolean    cs_detector_kind_from_name (const char *name, CsDetectorKind *kind);
+const char *cs_mc_kind_name            (CsMcKind kind);
+gboolean    cs_mc_kind_from_name       (const char *name, CsMcKind *kind);
+
+/* ---- the model ------------------------------------------------------------------- */
+
+/* A loaded model with its own backend and lock. */
+typedef struct _CsPipelineModel CsPipelineModel;
+
+/* Loads safetensors weights (format cordscope-u2ad, version 1, configuration in the
+ * metadata) onto a backend: "auto", "cpu" or "cuda" (NULL = "auto"); n_threads <= 0: all
+ * cores. Refuses, naming the file: missing file, not safetensors, other format or version,
+ * missing / extra / misshapen tensors, NaN or Inf, a bad configuration. When the requested
+ * backend is not available the error says why. */
+CsPipelineModel *cs_pipeline_model_load (const char *path, const char *backend,
+                                         int n_threads, GError **error);
+void             cs_pipeline_model_free (CsPipelineModel *model);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CsPipelineModel, cs_pipeline_model_free)
+const char      *cs_pipeline_model_path         (const CsPipelineModel *model);
+const char      *cs_pipeline_model_backend_name (const CsPipelineModel *model); /* "cpu" */
+int              cs_pipeline_model_img_size     (const CsPipelineModel *model);
+/* The configuration as JSON (engine contract keys); g_free. */
+char            *cs_pipeline_model_config_json  (const CsPipelineModel *model);
+
+/* The bundled model's path (data/models/cordscope-u2ad-small.safetensors, installed in
+ * CS_PKGDATADIR/models or found in the source tree), or NULL when it is not there. */
+char            *cs_pipeline_bundled_model_path (void);
+
+/* ---- detection of one case ------------------------------------------------------- */
+
+typedef struct
+{
+  CsDetectorKind detector;  /* CS_DETECTOR_U2AD */
+  int k;                    /* Monte-Carlo samples per ROI patch (10) */
+  CsMcKind schedule;        /* CS_MC_BALANCED */
+  int slice;                /* sagittal slice; -1: the default (largest cord area) */
+  guint64 seed;             /* of the Monte-Carlo masks (0) */
+  gboolean volume_maps;     /* also put the maps back onto the case's voxel grid (TRUE) */
+  int grid_size;            /* grid side for the z-score detector (256); U2AD uses the
+                               model's img_size */
+} CsDetectOptions;
+
+void cs_detect_options_init (CsDetectOptions *options);
+
+typedef struct
+{
+  const char *name;         /* "C2-3" .. "C7-T1", static */
+  gboolean present;         /* FALSE when its disc is not labelled: score NAN, rows 0 */
+  double score;             /* peak of the curve over the segment's grid rows */
+  int grid_row_start;       /* grid rows [start, end], inclusive */
+  int grid_row_end;
+  double row_start;         /* display rows [row_start, row_end) (io/cs-labels.h CsSegment) */
+  double row_end;
+} CsDetectionSegment;
+
+typedef struct
+{
+  double load_s;            /* reading the files */
+  double slice_s;           /* the 2-D slice, ROI and segment spans */
+  double inference_s;       /* Monte-Carlo passes (U2AD) or the z-score map */
+  double postprocess_s;     /* post-processing, curve, scores */
+  double maps_s;            /* maps back onto the voxel grid */
+  double total_s;
+} CsDetectionTimings;
+
+typedef struct
+{
+  char *case_name;
+  char *image_path;
+  CsDetectorKind detector;
+  char *backend;            /* "cpu", "cuda"; "none" for the z-score detector */
+  char *model_path;         /* NULL for the z-score detector */
+  int k;                    /* as run (0 for z-score) */
+  CsMcKind schedule;
+  int n_passes;             /* Monte-Carlo passes run (0 for z-score) */
+  int slice_index;          /* sagittal slice of the volume */
+
+  double patient_score;     /* peak of the curve over the cord */
+  CsDetectionSegment segments[CS_PIPELINE_N_SEGMENTS];
+  gboolean have_segments;   /* FALSE when the case has no usable disc labels */
+
+  /* On the grid (size x size, row-major). */
+  int size;
+  CsSlice2d *slice;         /* geometry, the normalised image, the cord mask */
+  guint8 *roi;              /* the ROI the detector used: cord mask dilated by 2 px */
+  float *curve;             /* size values: the anomaly curve per grid row */
+  float *anomaly;           /* post-processed anomaly map (what the scores come from) */
+  float *eu;                /* U2AD only (else NULL): variance over the K samples */
+  float *au;                /* U2AD only: |image - mean| on the ROI, before post-processing */
+  float *mean;              /* U2AD only: mean reconstruction, in [0, 1] like the image */
+
+  /* On the case's voxel grid (float32, zero off the slice); NULL unless
+   * options.volume_maps, and eu / au / mean NULL for the z-score detector. The mean
+   * reconstruction is mapped back to the source intensities (the inverse of the slice's
+   * clip and min-max), the others are as on the grid. */
+  CsVolume *anomaly_volume;
+  CsVolume *eu_volume;
+  CsVolume *au_volume;
+  CsVolume *mean_volume;
+
+  /* Reconstruction quality on the ROI (U2AD only, else NAN). */
+  double mse, psnr, ssim, mean_eu;
+
+  CsDetectionTimings timings;
+} CsDetection;
+
+void cs_detection_free (CsDetection *detection);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CsDetection, cs_detection_free)
+
+/* Called now and then with a stage ("load", "slice", "inference", "postprocess", "maps")
+ * and the fraction of the whole job done (0..1). */
+typedef void (*CsPipelineProgressFunc) (const char *stage, double fraction,
+                                        gpointer user_data);
+
+/* Detects on one case. model may be NULL only for the z-score detector. The case needs
+ * a cord mask (NAME_seg); without disc labels the segments are absent (have_segments
+ * FALSE) and the patient score is still given. Errors name the file. */
+CsDetection *cs_pipeline_detect_case (const CsCase          *cs_case,
+                                      CsPipelineModel       *model,
+                                      const CsDetectOptions *options,
+                                      GCancellable          *cancellable,
+                                      CsPipelineProgressFunc progress,
+                                      gpointer               user_data,
+                                      GError               **error);
+
+/* The detection as the JSON object `cordscope-cli detect` writes (schema in README,
+ * "Detection output"); g_free. */
+char *cs_detection_to_json (const CsDetection *detection);
+
+/* Writes NAME_anomaly.nii.gz, NAME_eu.nii.gz, NAME_au.nii.gz, NAME_mean.nii.gz (the last
+ * three for U2AD only) into dir (created if missing), float32 in the case's grid.
+ * Needs options.volume_maps. */
+gboolean cs_detection_write_maps (const CsDetection *detection, const char *dir,
+                                  GError **error);
+
+/* ---- ground truth and evaluation -------------------------------------------------- */
+
+typedef struct
+{
+  gboolean known;                                  /* FALSE: no truth for this case */
+  gboolean abnormal;                               /* any hyperintense segment */
+  gint8 segment[CS_PIPELINE_N_SEGMENTS];           /* 1 hyperintense, 0 normal, -1 unknown */
+} CsCaseTruth;
+
+/* Truth of a case from NAME_truth.json (phantoms), else from its annotation sidecar
+ * (segment labels: hyperintense = 1, normal = 0, uncertain / unset = unknown). Returns
+ * FALSE with an error only for an unreadable file; a case without either is !known. */
+gboolean cs_case_truth_read (const CsCase *cs_case, CsCaseTruth *truth, GError **error);
+
+G_END_DECLS
