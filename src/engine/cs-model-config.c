@@ -15,10 +15,10 @@ static const struct
   { "reference", { 256, 8, 1, 128, 12, 16, 64, 8, 8, 4.0f, 0.75f, -1 } },
   /* for GPUs: twice the width */
   { "large",     { 256, 8, 1, 256, 12, 32, 128, 8, 16, 4.0f, 0.75f, -1 } },
-  /* CPU default: narrower, shallower, context within 3 patches (24 px) of the cord */
-  { "small",     { 256, 8, 1, 96, 6, 12, 64, 4, 8, 4.0f, 0.75f, 3 } },
-  /* quick CPU runs and tests */
-  { "tiny",      { 256, 8, 1, 64, 4, 8, 32, 2, 4, 4.0f, 0.75f, 2 } },
+  /* CPU default: narrower, shallower, context within 2 patches (16 px) of the cord */
+  { "small",     { 256, 8, 1, 96, 4, 12, 48, 2, 6, 4.0f, 0.75f, 2 } },
+  /* quick CPU runs and tests: context within 1 patch of the cord */
+  { "tiny",      { 256, 8, 1, 64, 4, 8, 32, 2, 4, 4.0f, 0.75f, 1 } },
 };
 
 static const char *const preset_names[] = { "reference", "large", "small", "tiny", NULL };

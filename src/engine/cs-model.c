@@ -59,6 +59,9 @@ struct _CsModel
   HeadActs head_acts[2];
   float *d_res, *d_ln, *d_att, *d_qkv, *d_hid1, *d_hid2;
   int *idx; /* enc_patch, enc_off, enc_len, dec_src, dec_patch, dec_off, dec_len */
+  /* host staging of a batch's inputs (the arena itself on the CPU backend: no copies) */
+  int *h_idx;
+  float *h_patches, *h_target, *h_coef, *h_edge, *h_weight;
 };
 
 /* ---------------------------------------------------------------- tensor table */
@@ -260,6 +263,15 @@ free_arena (CsModel *model)
   g_clear_pointer (&model->res_dec, g_free);
   g_clear_pointer (&model->enc_acts, g_free);
   g_clear_pointer (&model->dec_acts, g_free);
+  if (!cs_backend_is_host (model->be))
+    {
+      g_clear_pointer (&model->h_idx, g_free);
+      g_clear_pointer (&model->h_patches, g_free);
+      g_clear_pointer (&model->h_target, g_free);
+      g_clear_pointer (&model->h_coef, g_free);
+    }
+  g_clear_pointer (&model->h_edge, g_free);
+  g_clear_pointer (&model->h_weight, g_free);
   model->cap_batch = 0;
 }
 
@@ -489,8 +501,9 @@ layout_arena (CsModel *model, float *base, int batch)
       a->logit = carve (&ar, T * PP);
       a->pred = carve (&ar, T * PP);
       a->dlogit = carve (&ar, T * PP);
-      model->target[h] = carve (&ar, T * PP);
     }
+  model->target[0] = carve (&ar, 2 * T * PP); /* image then edge targets, one block */
+  model->target[1] = model->target[0] != NULL ? model->target[0] + T * PP : NULL;
   model->coef = carve (&ar, T);
   model->d_res = carve (&ar, T * Cmax);
   model->d_ln = carve (&ar, T * Cmax);
@@ -518,6 +531,25 @@ ensure_arena (CsModel *model, int batch)
   model->arena = model->be->ops->alloc (model->be, bytes);
   layout_arena (model, model->arena, batch);
   model->cap_batch = batch;
+  {
+    size_t T = (size_t) batch * (model->N + 1);
+    if (cs_backend_is_host (model->be))
+      {
+        model->h_idx = model->idx;
+        model->h_patches = model->patches;
+        model->h_target = model->target[0];
+        model->h_coef = model->coef;
+      }
+    else
+      {
+        model->h_idx = g_new (int, 4 * T + 4 * (size_t) batch);
+        model->h_patches = g_new (float, T * model->PP);
+        model->h_target = g_new (float, 2 * T * model->PP);
+        model->h_coef = g_new (float, T);
+      }
+    model->h_edge = g_new (float, (size_t) model->config.img_size * model->config.img_size);
+    model->h_weight = g_new (float, model->N);
+  }
 }
 
 /* ---------------------------------------------------------------- blocks */
@@ -702,9 +734,9 @@ cs_model_forward_backward (CsModel *model, const CsBatch *batch, gboolean with_g
   int T_enc = 0, T_dec = 0, n_valid = 0;
   size_t T_cap;
   float *p = model->params, *g = model->grads;
-  g_autofree int *h_idx = NULL;
-  g_autofree float *h_patches = NULL, *h_target = NULL, *h_coef = NULL, *edge = NULL;
-  g_autofree float *weight = NULL, *h_pred = NULL;
+  int *h_idx;
+  float *h_patches, *h_target, *h_coef, *edge, *weight;
+  g_autofree float *h_pred = NULL;
   int *enc_patch, *enc_off, *enc_len, *dec_src, *dec_patch, *dec_off, *dec_len;
   int *d_enc_patch, *d_enc_off, *d_enc_len, *d_dec_src, *d_dec_patch, *d_dec_off, *d_dec_len;
   double loss[2];
@@ -725,10 +757,10 @@ cs_model_forward_backward (CsModel *model, const CsBatch *batch, gboolean with_g
         return FALSE;
       }
   ensure_arena (model, B);
-  T_cap = (size_t) B * (N + 1);
+  T_cap = (size_t) model->cap_batch * (N + 1); /* the arena's layout, not this batch's */
 
   /* host: token lists, patches, targets and loss coefficients */
-  h_idx = g_new0 (int, 4 * T_cap + 4 * (size_t) B);
+  h_idx = model->h_idx;
   enc_patch = h_idx;
   dec_src = enc_patch + T_cap;
   dec_patch = dec_src + T_cap;
@@ -736,11 +768,11 @@ cs_model_forward_backward (CsModel *model, const CsBatch *batch, gboolean with_g
   enc_len = enc_off + B;
   dec_off = enc_len + B;
   dec_len = dec_off + B;
-  h_patches = g_new0 (float, T_cap * PP);
-  h_target = g_new0 (float, 2 * T_cap * PP);
-  h_coef = g_new0 (float, T_cap);
-  edge = g_new (float, HW);
-  weight = g_new (float, N);
+  h_patches = model->h_patches;
+  h_target = model->h_target;
+  h_coef = model->h_coef;
+  edge = model->h_edge;
+  weight = model->h_weight;
   for (int b = 0; b < B; b++)
     {
       const guint8 *st = batch->patch_state + (size_t) b * N;
@@ -761,9 +793,11 @@ cs_model_forward_backward (CsModel *model, const CsBatch *batch, gboolean with_g
         n_masked += st[q] == CS_PATCH_MASKED;
 
       enc_off[b] = T_enc;
+      memset (h_patches + (size_t) T_enc * PP, 0, sizeof (float) * PP);
       enc_patch[T_enc++] = -1;
       dec_off[b] = T_dec;
       dec_src[T_dec] = cls_row;
+      h_coef[T_dec] = 0.0f;
       dec_patch[T_dec++] = -1;
       for (int q = 0; q < N; q++)
         {
@@ -773,6 +807,7 @@ cs_model_forward_backward (CsModel *model, const CsBatch *batch, gboolean with_g
             {
               patch_copy (h_patches + (size_t) T_enc * PP, img, W, P, G, q);
               dec_src[T_dec] = T_enc;
+              h_coef[T_dec] = 0.0f;
               enc_patch[T_enc++] = q;
             }
           else

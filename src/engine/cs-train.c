@@ -1,6 +1,8 @@
 /* cs-train.c: the pretraining loop (random ROI masking, augmentation, Adam, lr steps). */
 #include "cs-train.h"
 
+#include "cs-pool.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -18,36 +20,92 @@ cs_train_options_init (CsTrainOptions *options)
   };
 }
 
-static double
-rng_gauss (GRand *rng)
+/* splitmix64: a fast stream for the per-pixel noise, seeded from rng per image */
+static inline guint64
+splitmix64 (guint64 *state)
 {
-  double u1 = g_rand_double (rng), u2 = g_rand_double (rng);
-  return sqrt (-2.0 * log (1.0 - u1)) * cos (2.0 * G_PI * u2);
+  guint64 z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* The random draws of one image's augmentation, taken from rng in a fixed order. */
+typedef struct
+{
+  float brightness, contrast;
+  guint64 noise_seed;
+} AugmentDraw;
+
+static AugmentDraw
+augment_draw (GRand *rng)
+{
+  AugmentDraw d;
+  d.brightness = (float) g_rand_double_range (rng, 0.8, 1.2);
+  d.contrast = (float) g_rand_double_range (rng, 0.8, 1.2);
+  d.noise_seed = ((guint64) g_rand_int (rng) << 32) | g_rand_int (rng);
+  return d;
+}
+
+static void
+augment_apply (float *out, const float *in, int H, int W, const AugmentDraw *d)
+{
+  size_t n = (size_t) H * W;
+  double mean = 0.0;
+  float b = d->brightness, c = d->contrast, lo = INFINITY, hi = -INFINITY;
+  guint64 state = d->noise_seed;
+
+  for (size_t i = 0; i < n; i++)
+    mean += in[i];
+  mean /= (double) n;
+  for (size_t i = 0; i < n; i += 2)
+    {
+      /* Box-Muller, both outputs used; uniforms of 24 bits in (0, 1] and [0, 1) */
+      guint64 bits = splitmix64 (&state);
+      float u1 = ((float) (bits >> 40) + 1.0f) * (1.0f / 16777216.0f);
+      float u2 = (float) ((bits >> 8) & 0xffffff) * (1.0f / 16777216.0f);
+      float radius = 0.02f * sqrtf (-2.0f * logf (u1));
+      float noise[2] = { radius * cosf (2.0f * (float) G_PI * u2),
+                         radius * sinf (2.0f * (float) G_PI * u2) };
+      for (size_t k = i; k < MIN (n, i + 2); k++)
+        {
+          float x = (float) ((in[k] - mean) * c + mean * b) + noise[k - i];
+          x = CLAMP (x, 0.0f, 1.0f);
+          out[k] = x;
+          lo = MIN (lo, x);
+          hi = MAX (hi, x);
+        }
+    }
+  if (hi > lo)
+    {
+      float scale = 1.0f / (hi - lo);
+      for (size_t i = 0; i < n; i++)
+        out[i] = (out[i] - lo) * scale;
+    }
 }
 
 void
 cs_train_augment (float *out, const float *in, int H, int W, GRand *rng)
 {
-  size_t n = (size_t) H * W;
-  double mean = 0.0;
-  float b, c, lo = INFINITY, hi = -INFINITY;
+  AugmentDraw d = augment_draw (rng);
+  augment_apply (out, in, H, W, &d);
+}
 
-  for (size_t i = 0; i < n; i++)
-    mean += in[i];
-  mean /= (double) n;
-  b = (float) g_rand_double_range (rng, 0.8, 1.2);
-  c = (float) g_rand_double_range (rng, 0.8, 1.2);
-  for (size_t i = 0; i < n; i++)
-    {
-      float x = (float) ((in[i] - mean) * c + mean * b + 0.02 * rng_gauss (rng));
-      x = CLAMP (x, 0.0f, 1.0f);
-      out[i] = x;
-      lo = MIN (lo, x);
-      hi = MAX (hi, x);
-    }
-  if (hi > lo)
-    for (size_t i = 0; i < n; i++)
-      out[i] = (out[i] - lo) / (hi - lo);
+typedef struct
+{
+  float *images;
+  const float **sources;
+  const AugmentDraw *draws;
+  int S;
+} AugmentJob;
+
+static void
+augment_task (int begin, int end, int thread, void *ctx)
+{
+  const AugmentJob *j = ctx;
+  for (int k = begin; k < end; k++)
+    augment_apply (j->images + (size_t) k * j->S * j->S, j->sources[k], j->S, j->S,
+                   &j->draws[k]);
 }
 
 gboolean
@@ -63,7 +121,11 @@ cs_train_pretrain (CsModel *model, const CsTrainSlice *slices, int n_slices,
   g_autofree int *order = NULL;
   g_autofree float *images = NULL;
   g_autofree guint8 *states = NULL, *is_roi = NULL;
+  g_autofree AugmentDraw *draws = NULL;
+  g_autofree const float **sources = NULL;
   double total_time = 0.0;
+  CsPool *pool;
+  gboolean ok = TRUE;
 
   if (n_slices < 1 || slices == NULL)
     {
@@ -84,8 +146,13 @@ cs_train_pretrain (CsModel *model, const CsTrainSlice *slices, int n_slices,
   images = g_new (float, (size_t) B * HW);
   states = g_new (guint8, (size_t) B * N);
   is_roi = g_new (guint8, N);
+  draws = g_new (AugmentDraw, B);
+  sources = g_new (const float *, B);
   for (int i = 0; i < n_slices; i++)
     order[i] = i;
+  /* augmentation runs between model steps on threads of its own: draws are taken in
+   * order first, so the result does not depend on the threads */
+  pool = cs_pool_new (cs_model_get_backend (model)->n_threads);
 
   for (int epoch = 0; epoch < options->epochs; epoch++)
     {
@@ -110,19 +177,31 @@ cs_train_pretrain (CsModel *model, const CsTrainSlice *slices, int n_slices,
           CsForwardOut out = { 0 };
 
           if (g_cancellable_set_error_if_cancelled (cancellable, error))
-            return FALSE;
+            {
+              ok = FALSE;
+              goto out;
+            }
           for (int k = 0; k < nb; k++)
             {
               const CsTrainSlice *sl = &slices[order[first + k]];
+              sources[k] = sl->image;
               if (options->augment)
-                cs_train_augment (images + k * HW, sl->image, S, S, rng);
+                draws[k] = augment_draw (rng);
               else
                 memcpy (images + k * HW, sl->image, sizeof (float) * HW);
               cs_patch_roi_from_mask (c, sl->roi, is_roi);
               cs_patch_state_random (c, is_roi, rng, states + (size_t) k * N);
             }
+          if (options->augment)
+            {
+              AugmentJob job = { images, sources, draws, S };
+              cs_pool_run (pool, nb, augment_task, &job);
+            }
           if (!cs_model_forward_backward (model, &batch, TRUE, &out, error))
-            return FALSE;
+            {
+              ok = FALSE;
+              goto out;
+            }
           cs_model_adam_step (model, lr);
           sum[0] += out.loss;
           sum[1] += out.loss_img;
@@ -147,8 +226,11 @@ cs_train_pretrain (CsModel *model, const CsTrainSlice *slices, int n_slices,
         {
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
                        "pretraining stopped after epoch %d", epoch + 1);
-          return FALSE;
+          ok = FALSE;
+          goto out;
         }
     }
-  return TRUE;
+out:
+  cs_pool_free (pool);
+  return ok;
 }

@@ -300,6 +300,15 @@ test_loss_known_answer (void)
   g_assert_cmpfloat (pred[(2 * 4 + 1) * 64], ==, 0.0f); /* dropped patch */
   g_assert_cmpfloat (pred[(2 * 4 + 2) * 64 + 5], ==, 0.5f);
 
+  /* a smaller batch on the same (larger) arena: item 2 alone */
+  {
+    CsBatch one = { 1, images + 256, states + 4 };
+    CsForwardOut o1 = { 0 };
+    g_assert_true (cs_model_forward_backward (model, &one, TRUE, &o1, NULL));
+    g_assert_cmpfloat_with_epsilon (o1.loss_img, l2_img, 1e-6);
+    g_assert_cmpfloat_with_epsilon (o1.loss_edge, l2_edge, 1e-6);
+  }
+
   /* bad states are refused */
   states[0] = 3;
   g_assert_false (cs_model_forward_backward (model, &batch, TRUE, &out, &error));
