@@ -26,13 +26,17 @@ G_BEGIN_DECLS
 #define CS_LOSS_EDGE_WEIGHT 0.1f
 #define CS_LAYERNORM_EPS 1e-5f
 
-/* Per-patch state of one batch item. */
+/* Per-patch state of one batch item. cs-masking.h defines the same enum with the same
+ * values; the guard lets a file include both once that header guards it alike. */
+#ifndef CS_PATCH_STATE_DEFINED
+#define CS_PATCH_STATE_DEFINED 1
 typedef enum
 {
   CS_PATCH_VISIBLE = 0,
   CS_PATCH_MASKED  = 1,
   CS_PATCH_DROPPED = 2,
 } CsPatchState;
+#endif
 
 typedef struct
 {
