@@ -10,6 +10,7 @@ static const CsCliCommand commands[] = {
   { "info", "Print a volume's geometry and the label files found with it (JSON)", cs_cli_info },
   { "phantom", "Make synthetic cervical-spine cases with known lesions", cs_cli_phantom },
   { "pretrain", "Pre-train the U2AD masked autoencoder on healthy slices", cs_cli_pretrain },
+  { "detect", "Detect T2 hyperintensity per case and segment (U2AD or z-score)", cs_cli_detect },
 };
 
 int

@@ -19,6 +19,7 @@
 #include "io/cs-case.h"
 #include "io/cs-slice2d.h"
 #include "io/cs-volume.h"
+#include "engine/cs-metrics.h"
 
 G_BEGIN_DECLS
 
@@ -61,6 +62,15 @@ const char      *cs_pipeline_model_backend_name (const CsPipelineModel *model); 
 int              cs_pipeline_model_img_size     (const CsPipelineModel *model);
 /* The configuration as JSON (engine contract keys); g_free. */
 char            *cs_pipeline_model_config_json  (const CsPipelineModel *model);
+
+/* A fresh model with MAE initialisation from a preset ("tiny", "small", "reference",
+ * "large"), e.g. for tests or adaptation from scratch. */
+CsPipelineModel *cs_pipeline_model_new_preset (const char *preset, const char *backend,
+                                               int n_threads, guint64 seed, GError **error);
+/* Writes the weights atomically as safetensors with the configuration and the extra
+ * metadata (NULL-terminated key, value list; may be NULL). */
+gboolean         cs_pipeline_model_save (CsPipelineModel *model, const char *path,
+                                         const char *const *extra, GError **error);
 
 /* The bundled model's path (data/models/cordscope-u2ad-small.safetensors, installed in
  * CS_PKGDATADIR/models or found in the source tree), or NULL when it is not there. */
@@ -186,5 +196,50 @@ typedef struct
  * (segment labels: hyperintense = 1, normal = 0, uncertain / unset = unknown). Returns
  * FALSE with an error only for an unreadable file; a case without either is !known. */
 gboolean cs_case_truth_read (const CsCase *cs_case, CsCaseTruth *truth, GError **error);
+
+/* Cross-validated evaluation (DESIGN.md): detection on every case with known truth;
+ * patient level with the threshold for sensitivity 0.9, segment level with the
+ * F1-optimal threshold, each chosen on the other folds (stratified by patient). */
+typedef struct
+{
+  int n_cases;                  /* cases with truth that were detected */
+  int n_skipped;                /* cases without truth or that failed (named on stderr) */
+  char **names;                 /* n_cases */
+  double *patient_score;        /* n_cases */
+  guint8 *patient_truth;        /* n_cases */
+  int *fold;                    /* n_cases */
+  double *segment_score;        /* n_cases x 6, NAN when absent */
+  gint8 *segment_truth;         /* n_cases x 6, -1 unknown */
+  int n_folds;
+  gboolean patient_ok, segment_ok;  /* FALSE when a level could not be cross-validated */
+  char *patient_why, *segment_why;  /* and why */
+  CsCvResult *patient;          /* cs-metrics.h results, NULL when !ok */
+  CsCvResult *segment;
+  int n_segments;               /* segment items scored */
+  double mse, psnr, ssim, mean_eu;  /* means over the cases (U2AD only, else NAN) */
+  double detect_s;              /* mean detection time per case */
+  CsDetectorKind detector;
+  char *backend;
+  char *model_path;
+  int k;
+  CsMcKind schedule;
+} CsEvaluation;
+
+void cs_evaluation_free (CsEvaluation *evaluation);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CsEvaluation, cs_evaluation_free)
+
+/* cases: CsCase*. progress gets stage "detect" and the fraction of cases done. */
+CsEvaluation *cs_pipeline_evaluate (GPtrArray             *cases,
+                                    CsPipelineModel       *model,
+                                    const CsDetectOptions *options,
+                                    int                    n_folds,
+                                    guint32                seed,
+                                    GCancellable          *cancellable,
+                                    CsPipelineProgressFunc progress,
+                                    gpointer               user_data,
+                                    GError               **error);
+/* As JSON (schema in README "Evaluation output") and as a readable table; g_free. */
+char *cs_evaluation_to_json (const CsEvaluation *evaluation);
+char *cs_evaluation_table   (const CsEvaluation *evaluation);
 
 G_END_DECLS

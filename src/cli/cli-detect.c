@@ -1,0 +1,193 @@
+/* cli-detect.c: `cordscope-cli detect`, U2AD (or the z-score baseline) on each case of a
+ * file, folder or BIDS tree: one JSON object per case, NIfTI maps on request. */
+#include "cs-config.h"
+#include "cs-cli.h"
+#include "engine/cs-pipeline.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+  "Usage: cordscope-cli detect DATA [OPTIONS...]\n"
+  "\n"
+  "Detects T2 hyperintensity on the default sagittal slice (largest cord area) of each\n"
+  "case in DATA (an image, a flat folder or a BIDS tree; each case needs NAME_seg, and\n"
+  "NAME_labels-disc for per-segment scores). Writes one JSON object per case (schema in\n"
+  "README, \"Detection output\"): case, backend, model, k, schedule, patient_score,\n"
+  "segments [{name, present, score, row_start, row_end, grid_row_start, grid_row_end}],\n"
+  "curve (per grid row), reconstruction quality and timings. With several cases the\n"
+  "output is a JSON array. The backend used is printed on stderr.\n"
+  "\n"
+  "Options:\n"
+  "  --json FILE         write the JSON to FILE (atomically) instead of stdout\n"
+  "  --maps DIR          write NAME_anomaly, NAME_eu, NAME_au and NAME_mean .nii.gz\n"
+  "                      (float32, in the case's voxel grid; EU/AU/mean for u2ad only)\n"
+  "  --detector D        u2ad (default) or zscore (baseline, no model)\n"
+  "  --model FILE        weights (default: the bundled model)\n"
+  "  -k K                Monte-Carlo samples per ROI patch (default 10)\n"
+  "  --schedule S        balanced (default: each ROI patch masked exactly K times) or\n"
+  "                      random (the paper's independent masks)\n"
+  "  --slice N           sagittal slice (default: the largest cord area)\n"
+  "  --seed S            seed of the Monte-Carlo masks (default 0)\n"
+  "  --backend B         auto, cpu or cuda (default auto)\n"
+  "  --threads T         CPU threads (default: one per processor)\n"
+  "  --quiet             print nothing on stderr but errors\n";
+
+static gboolean
+parse_int (const char *text, int min, int *out)
+{
+  char *end = NULL;
+  if (text == NULL || *text == '\0')
+    return FALSE;
+  gint64 v = g_ascii_strtoll (text, &end, 10);
+  if (*end != '\0' || v < min || v > G_MAXINT)
+    return FALSE;
+  *out = (int) v;
+  return TRUE;
+}
+
+int
+cs_cli_detect (int argc, char **argv)
+{
+  CsDetectOptions options;
+  cs_detect_options_init (&options);
+  options.volume_maps = FALSE;
+  const char *data = NULL, *json_path = NULL, *maps_dir = NULL, *model_path = NULL;
+  const char *backend = "auto";
+  int threads = 0;
+  gboolean quiet = FALSE;
+
+  for (int i = 1; i < argc; i++)
+    {
+      const char *arg = argv[i];
+      const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+      if (strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0)
+        {
+          fputs (usage, stdout);
+          return 0;
+        }
+      if (strcmp (arg, "--quiet") == 0)
+        {
+          quiet = TRUE;
+          continue;
+        }
+      if (arg[0] != '-' && data == NULL)
+        {
+          data = arg;
+          continue;
+        }
+      if (arg[0] != '-' || value == NULL)
+        return cs_cli_fail ("detect", "unexpected argument or missing value: '%s' "
+                            "(see --help)", arg);
+      i++;
+      if (strcmp (arg, "--json") == 0)
+        json_path = value;
+      else if (strcmp (arg, "--maps") == 0)
+        maps_dir = value;
+      else if (strcmp (arg, "--model") == 0)
+        model_path = value;
+      else if (strcmp (arg, "--backend") == 0)
+        backend = value;
+      else if (strcmp (arg, "--detector") == 0)
+        {
+          if (!cs_detector_kind_from_name (value, &options.detector))
+            return cs_cli_fail ("detect", "--detector: '%s' is not u2ad or zscore", value);
+        }
+      else if (strcmp (arg, "--schedule") == 0)
+        {
+          if (!cs_mc_kind_from_name (value, &options.schedule))
+            return cs_cli_fail ("detect", "--schedule: '%s' is not balanced or random", value);
+        }
+      else if (strcmp (arg, "-k") == 0 || strcmp (arg, "--k") == 0)
+        {
+          if (!parse_int (value, 1, &options.k))
+            return cs_cli_fail ("detect", "-k: '%s' is not a count >= 1", value);
+        }
+      else if (strcmp (arg, "--slice") == 0)
+        {
+          if (!parse_int (value, 0, &options.slice))
+            return cs_cli_fail ("detect", "--slice: '%s' is not a slice index", value);
+        }
+      else if (strcmp (arg, "--threads") == 0)
+        {
+          if (!parse_int (value, 1, &threads))
+            return cs_cli_fail ("detect", "--threads: '%s' is not a count >= 1", value);
+        }
+      else if (strcmp (arg, "--seed") == 0)
+        {
+          char *end = NULL;
+          options.seed = g_ascii_strtoull (value, &end, 10);
+          if (*value == '-' || *end != '\0')
+            return cs_cli_fail ("detect", "--seed: '%s' is not a seed", value);
+        }
+      else
+        return cs_cli_fail ("detect", "unknown option '%s' (see --help)", arg);
+    }
+  if (data == NULL)
+    return cs_cli_fail ("detect", "DATA is required (see --help)");
+  options.volume_maps = maps_dir != NULL;
+
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) cases = cs_case_discover (data, &error);
+  if (cases == NULL)
+    return cs_cli_fail ("detect", "%s", error->message);
+
+  g_autoptr (CsPipelineModel) model = NULL;
+  if (options.detector == CS_DETECTOR_U2AD)
+    {
+      g_autofree char *bundled = model_path ? NULL : cs_pipeline_bundled_model_path ();
+      if (model_path == NULL && bundled == NULL)
+        return cs_cli_fail ("detect", "no --model given and the bundled model "
+                            "(models/cordscope-u2ad-small.safetensors) is not installed");
+      model = cs_pipeline_model_load (model_path ? model_path : bundled, backend, threads,
+                                      &error);
+      if (model == NULL)
+        return cs_cli_fail ("detect", "%s", error->message);
+      if (!quiet)
+        fprintf (stderr, "detect: backend %s, model %s\n",
+                 cs_pipeline_model_backend_name (model), cs_pipeline_model_path (model));
+    }
+  else if (!quiet)
+    fprintf (stderr, "detect: detector zscore (no model, no backend)\n");
+
+  GString *out = g_string_new (cases->len > 1 ? "[\n" : "");
+  int status = 0;
+  for (guint c = 0; c < cases->len; c++)
+    {
+      const CsCase *cs_case = g_ptr_array_index (cases, c);
+      g_autoptr (CsDetection) d = cs_pipeline_detect_case (cs_case, model, &options, NULL, NULL,
+                                                           NULL, &error);
+      if (d == NULL)
+        {
+          status = cs_cli_fail ("detect", "%s", error->message);
+          break;
+        }
+      if (maps_dir && !cs_detection_write_maps (d, maps_dir, &error))
+        {
+          status = cs_cli_fail ("detect", "%s", error->message);
+          break;
+        }
+      g_autofree char *json = cs_detection_to_json (d);
+      g_string_append (out, json);
+      g_string_append (out, c + 1 < cases->len ? ",\n" : "\n");
+      if (!quiet)
+        fprintf (stderr, "detect: %s: patient score %.4g, %s, %d passes, %.3f s (inference "
+                 "%.3f s)\n", d->case_name, d->patient_score,
+                 options.detector == CS_DETECTOR_U2AD ? cs_mc_kind_name (d->schedule) : "zscore",
+                 d->n_passes, d->timings.total_s, d->timings.inference_s);
+    }
+  if (cases->len > 1)
+    g_string_append (out, "]\n");
+  if (status == 0)
+    {
+      if (json_path)
+        {
+          if (!g_file_set_contents (json_path, out->str, out->len, &error))
+            status = cs_cli_fail ("detect", "%s", error->message);
+        }
+      else
+        fputs (out->str, stdout);
+    }
+  g_string_free (out, TRUE);
+  return status;
+}
