@@ -4,12 +4,17 @@
  * PyTorch's state_dict of the reference twin. Parameters, gradients and Adam's m and v are
  * each ONE contiguous float buffer in the backend; the tensor table carves them up.
  *
- * Presets (CPU cost measured with bench/engine-bench, see the report in issue 3):
- *   reference  img 256, patch 8, enc 128 x 12 (16 heads), dec 64 x 8 (8 heads), all context
- *   large      img 256, patch 8, enc 256 x 12 (16 heads), dec 128 x 8 (8 heads), all context (GPU)
- *   small      img 256, patch 8, enc  96 x 6  (12 heads), dec 64 x 4 (8 heads), margin 4
- *   tiny       img 256, patch 8, enc  64 x 4  (8 heads),  dec 32 x 2 (4 heads), margin 2
- * Head dim is 8 in every preset. The CPU default (cs_model_config_default_cpu) is "small".
+ * Presets (head dim 8 in all; numbers: bench/engine-bench, 2 threads, batch 10, on the shared
+ * 2-core EPYC while other jobs ran, so the efficiency ratios are the comparable figures):
+ *   reference  enc 128 x 12 (16 heads), dec 64 x 8 (8 heads), all context. ~986 encoder
+ *              tokens per image: 0.8 img/s training, 2.6 img/s inference; train_eff 0.48,
+ *              infer_eff 0.52 of the sgemm peak measured in the same process.
+ *   large      enc 256 x 12 (32 heads), dec 128 x 8 (16 heads), all context: for GPUs.
+ *   small      enc 96 x 4 (12 heads), dec 48 x 2 (6 heads), context margin 2 patches (16 px)
+ *              around the cord. THE CPU DEFAULT: 300 phantom slices x 100 epochs of
+ *              pretraining project to ~12 min under load (42 img/s with augmentation).
+ *   tiny       enc 64 x 4 (8 heads), dec 32 x 2 (4 heads), margin 1: quick runs, ~300 img/s.
+ * All: img 256, patch 8, MLP ratio 4, mask ratio 0.75.
  */
 #pragma once
 
