@@ -393,15 +393,13 @@ attention_backward_avx2 (const AttentionJob *j, int off, int L, int h, float *sc
 
 /* ---------------------------------------------------------------- dispatch */
 
+#if CS_HAVE_AVX2
 static gboolean
 attention_simd_ok (const AttentionJob *j)
 {
-#if CS_HAVE_AVX2
   return j->use_simd && j->C / j->NH == 8;
-#else
-  return FALSE;
-#endif
 }
+#endif
 
 static void
 attention_forward_task (int begin, int end, int thread, void *ctx)
