@@ -11,6 +11,8 @@ static const CsCliCommand commands[] = {
   { "phantom", "Make synthetic cervical-spine cases with known lesions", cs_cli_phantom },
   { "pretrain", "Pre-train the U2AD masked autoencoder on healthy slices", cs_cli_pretrain },
   { "detect", "Detect T2 hyperintensity per case and segment (U2AD or z-score)", cs_cli_detect },
+  { "adapt", "Adapt a U2AD model to a clinical set (EU/AU-guided masking)", cs_cli_adapt },
+  { "evaluate", "Cross-validated patient and segment metrics of a detector", cs_cli_evaluate },
 };
 
 int

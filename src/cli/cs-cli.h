@@ -17,6 +17,8 @@ int cs_cli_info     (int argc, char **argv);
 int cs_cli_phantom  (int argc, char **argv);
 int cs_cli_pretrain (int argc, char **argv);
 int cs_cli_detect   (int argc, char **argv);
+int cs_cli_adapt    (int argc, char **argv);
+int cs_cli_evaluate (int argc, char **argv);
 
 /* Prints "cordscope-cli NAME: MESSAGE" to stderr and returns 1, for error exits. */
 int cs_cli_fail (const char *command, const char *format, ...) G_GNUC_PRINTF (2, 3);
