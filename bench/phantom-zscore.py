@@ -86,11 +86,14 @@ def main():
     ap.add_argument('--count', type=int, default=100)
     ap.add_argument('--seed', type=int, default=2024)
     ap.add_argument('--keep')
+    ap.add_argument('--confounded-only', action='store_true')
     ap.add_argument('--ablate', action='store_true',
                     help='also run with each confounder off in turn')
     a = ap.parse_args()
     base = a.keep or tempfile.mkdtemp(prefix='cs-zscore-')
-    runs = [('confounded', []), ('clean', ['--no-confounders'])]
+    runs = [('confounded', [])]
+    if not a.confounded_only:
+        runs.append(('clean', ['--no-confounders']))
     if a.ablate:
         runs += [(f'no-{c}', [f'--no-{c}']) for c in
                  ['gibbs', 'seg-error', 'flow', 'wander', 'gm-stripe', 'enlargement', 'drift']]

@@ -1192,7 +1192,7 @@ cs_phantom_case_generate (const CsPhantomOptions *options, guint index)
   /* CSF pulsation ghosts: faint copies of the CSF column displaced along the phase-encode
    * direction (A-P), in stretches where the pulsation was out of step with the readout */
   int ghost_shift = (int) lrint (rng_range (&rng, 2.5, 9) / g.dy);
-  double ghost_amp = rng_range (&rng, 0.04, 0.1) * sc.lv.csf;
+  double ghost_amp = rng_range (&rng, 0.05, 0.12) * sc.lv.csf;
   CsSmoothNoise ghost_mod;
   smooth_noise_init (&ghost_mod, &rng, g.z0, g.z0 + g.nz * g.dz, 5, 15);
   if (conf & CS_PHANTOM_FLOW)
@@ -1226,10 +1226,10 @@ cs_phantom_case_generate (const CsPhantomOptions *options, guint index)
   double b_ap = rng_range (&rng, 0.1, 0.3), b_si = rng_range (&rng, -0.1, 0.1);
   double b_quad = rng_range (&rng, -0.15, 0.05), b_lr = rng_range (&rng, -0.05, 0.05);
   gboolean drift = (conf & CS_PHANTOM_DRIFT) != 0;
-  double d_lin = rng_range (&rng, -0.18, 0.18) * drift;
+  double d_lin = rng_range (&rng, -0.25, 0.25) * drift;
   CsSmoothNoise coil;
   smooth_noise_init (&coil, &rng, g.z0, g.z0 + g.nz * g.dz, 12, 30);
-  double coil_amp = rng_range (&rng, 0.06, 0.16) * drift;
+  double coil_amp = rng_range (&rng, 0.08, 0.2) * drift;
   double level = rng_range (&rng, 220, 380);
   double speckle = rng_range (&rng, 0.05, 0.10);
   double sigma = rng_range (&rng, 0.0012, 0.003) * level;
@@ -1288,12 +1288,12 @@ cs_phantom_case_generate (const CsPhantomOptions *options, guint index)
    * sometimes taking in the partial-volume cord of a lateral slice */
   g_autofree float *seg = g_memdup2 (cord, nvox * sizeof (float));
   {
-    int n_stretch = 2 + rng_int (&rng, 4);
+    int n_stretch = 3 + rng_int (&rng, 5);
     for (int t = 0; t < n_stretch; t++)
         {
           double zc = rng_range (&rng, g.z0, g.z0 + g.nz * g.dz);
-          double len = rng_range (&rng, 5, 25);
-          int spill = 1 + (rng_uniform (&rng) < 0.4);
+          double len = rng_range (&rng, 5, 30);
+          int spill = 1 + (rng_uniform (&rng) < 0.5);
           int side = rng_int (&rng, 3) - 1;  /* -1 posterior, 0 both, +1 anterior */
           gboolean lateral = rng_uniform (&rng) < 0.3;
           if (!(conf & CS_PHANTOM_SEG_ERROR))

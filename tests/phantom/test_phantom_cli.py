@@ -91,7 +91,8 @@ def main():
         assert names == sorted(os.listdir(b))
         for n in names:
             assert digest(f'{a}/{n}') == digest(f'{b}/{n}'), f'{n} differs between runs'
-        differ = sum(digest(f'{a}/{n}') != digest(f'{c}/{n}') for n in names if n.endswith('.nii.gz'))
+        differ = sum(digest(f'{a}/{n}') != digest(f'{c}/{n}')
+                     for n in names if n.endswith('.nii.gz'))
         assert differ >= 8 * 3, 'another seed should give other images and masks'
 
         codes = {check_case(a, f'phantom-{i:04d}') for i in range(8)}
