@@ -116,8 +116,7 @@ middle_cord_slices (const CsVolume *image, const CsVolume *seg, int *slices, int
 /* The training images of every case under data; cases without a usable cord mask are
  * skipped with a note on stderr. */
 static GArray *
-collect_training_images (const char *data, int size, gboolean quiet, guint *n_cases,
-                         GError **error)
+collect_training_images (const char *data, int size, guint *n_cases, GError **error)
 {
   g_autoptr (GPtrArray) cases = cs_case_discover (data, error);
   if (cases == NULL)
@@ -436,7 +435,7 @@ cs_cli_pretrain (int argc, char **argv)
     }
 
   guint n_cases = 0;
-  g_autoptr (GArray) images = collect_training_images (data, config.img_size, quiet, &n_cases,
+  g_autoptr (GArray) images = collect_training_images (data, config.img_size, &n_cases,
                                                        &error);
   if (images == NULL)
     {

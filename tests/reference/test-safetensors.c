@@ -68,8 +68,11 @@ craft_file (const char *path, const char *header, guint64 claimed_len, gsize dat
 }
 
 #define GOOD_META "\"__metadata__\":{\"format\":\"cordscope-u2ad\",\"version\":\"1\"}"
-#define CLS(o0, o1) "\"cls_token\":{\"dtype\":\"F32\",\"shape\":[1,1,4],\"data_offsets\":[" #o0 "," #o1 "]}"
-#define PEW(o0, o1) "\"patch_embed.weight\":{\"dtype\":\"F32\",\"shape\":[4,3],\"data_offsets\":[" #o0 "," #o1 "]}"
+#define CLS(o0, o1) \
+  "\"cls_token\":{\"dtype\":\"F32\",\"shape\":[1,1,4],\"data_offsets\":[" #o0 "," #o1 "]}"
+#define PEW(o0, o1) \
+  "\"patch_embed.weight\":{\"dtype\":\"F32\",\"shape\":[4,3],\"data_offsets\":[" #o0 "," #o1 \
+  "]}"
 #define GOOD_HEADER "{" CLS (0, 16) "," PEW (16, 64) "," GOOD_META "}"
 
 /* Reads path expecting the model format and the two tensors; asserts the error code and

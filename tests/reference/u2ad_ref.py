@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """u2ad_ref: Cordscope's own PyTorch implementation of the U2AD EdgeMAE network.
 
-It follows /work/notes/engine-contract.md (kept in the repo as the engine's contract)
-line by line, so the C engine can be checked against it: the same parameter names,
-shapes and order, explicit per-patch masks (0 visible, 1 masked, 2 dropped context),
-the weighted masked loss with the Sobel edge target, and torch.optim.Adam.
+It follows the engine contract (the network of DESIGN.md "The model", as src/engine/
+cs-model.h documents it) line by line, so the C engine can be checked against it: the
+same parameter names, shapes and order, explicit per-patch masks (0 visible, 1 masked,
+2 dropped context), the weighted masked loss with the Sobel edge target, and
+torch.optim.Adam.
 It also reads and writes safetensors in plain Python (struct + json + numpy), since the
 `safetensors` package is not packaged for Debian 12.
 """
