@@ -1,0 +1,163 @@
+/* cs-annotation.h: one case's annotation document over its sidecar (NAME.cordscope.json):
+ * every annotation action as an undoable command, autosave after every change, and a
+ * recovery file when the sidecar cannot be written. GLib/GIO only (no GTK): the window
+ * drives it through the GActionGroup below and shows its properties.
+ *
+ * Commands. Each action is one command holding the state of the parts it touches before
+ * and after (its inverse is restoring the before state); undo and redo move commands
+ * between two stacks, a new command clears the redo stack. An action that changes
+ * nothing (the same label again, the same note) records no command and saves nothing.
+ * A segment label carries the annotator's name and the ISO 8601 UTC time of the action;
+ * undo gives back the previous label with its previous annotator and time.
+ *
+ * Discs. The document holds the annotator's discs (source "manual") over the case's disc
+ * file (cs_annotation_set_file_discs); deleting a disc that the file has is remembered,
+ * so the effective discs (cs_annotation_dup_discs) are file discs, minus deleted ones,
+ * with the annotator's replacing or added.
+ *
+ * Saving. After every change (with autosave on, the default) the sidecar is written
+ * atomically (temp file + fsync + rename, the previous file kept as PATH.bak). It is a
+ * few KiB, so the call is short enough for the main thread. When that fails (read-only
+ * folder, full disk...), the state becomes FAILED with the error kept, the labels stay in
+ * memory and are also written atomically to the recovery file
+ * g_get_user_data_dir()/cordscope/recovery/NAME-HASH.cordscope.json; the sidecar is
+ * tried again on the next change or on cs_annotation_save(). Once the sidecar is written
+ * again, the recovery file this document wrote is removed.
+ *
+ * Opening. A recovery file newer than the sidecar (or with no sidecar) is reported by
+ * cs_annotation_get_pending_recovery(); restore (one undoable command) or discard it.
+ *
+ * Extensions to sidecar schema v1 (readers of v1 ignore unknown keys):
+ *   "centerline_width": 6.0        the centerline tool's width in mm (0 = unset)
+ *   "discs_removed": [5, ...]      disc values the annotator deleted
+ * and, in a recovery file only, "recovery_for": "/path/NAME.cordscope.json".
+ *
+ * Actions (cs_annotation_get_action_group(); insert it as e.g. "annotation"):
+ *   set-label "(is)"           segment 0..5, "normal" | "hyperintense" | "uncertain" | "unset"
+ *   clear-label "i"            segment 0..5
+ *   place-disc "(iddd)"        disc value 1..25, voxel i, j, k (placing and moving)
+ *   delete-disc "i"            disc value
+ *   set-flags "(sbs)"          review "pass" | "fail" | "unset", artifact, reason
+ *   set-note "s"
+ *   set-centerline "(a(ddd)d)" voxel points superior to inferior, width in mm
+ *   accept-model               the model's calls on every unlabelled segment (one command)
+ *   undo, redo                 enabled only when there is something to undo / redo
+ *   save                       retry the sidecar now
+ *   restore-recovery, discard-recovery   enabled while a recovery file is pending
+ * An action with a parameter out of range does nothing (and warns). */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "io/cs-case.h"
+#include "io/cs-sidecar.h"
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  CS_SAVE_STATE_SAVED,    /* the sidecar on disk holds every change */
+  CS_SAVE_STATE_DIRTY,    /* changes not yet written (autosave off, or about to be) */
+  CS_SAVE_STATE_FAILED,   /* the last write failed: see last-error; kept in recovery */
+} CsSaveState;
+
+/* Which parts of the document a change touched (the "changed" signal's argument). */
+typedef enum
+{
+  CS_ANNOTATION_PART_SEGMENTS   = 1 << 0,
+  CS_ANNOTATION_PART_DISCS      = 1 << 1,
+  CS_ANNOTATION_PART_FLAGS      = 1 << 2,
+  CS_ANNOTATION_PART_NOTE       = 1 << 3,
+  CS_ANNOTATION_PART_CENTERLINE = 1 << 4,
+  CS_ANNOTATION_PART_ALL        = (1 << 5) - 1,
+} CsAnnotationPart;
+
+#define CS_TYPE_ANNOTATION (cs_annotation_get_type ())
+G_DECLARE_FINAL_TYPE (CsAnnotation, cs_annotation, CS, ANNOTATION, GObject)
+
+/* Opens SIDECAR_PATH when it exists (errors as cs_sidecar_load(), plus the path of a
+ * backup when there is one), else starts an empty document that is first written on the
+ * first change. CASE_NAME and IMAGE_FILE fill a new sidecar. */
+CsAnnotation *cs_annotation_open            (const char *sidecar_path, const char *case_name,
+                                             const char *image_file, GError **error);
+/* The same for a discovered case (its sidecar_target, name and image file). */
+CsAnnotation *cs_annotation_open_case       (const CsCase *c, GError **error);
+
+const char   *cs_annotation_get_path        (CsAnnotation *self);
+/* The document's state; read only (change it through the commands). */
+const CsSidecar *cs_annotation_get_sidecar  (CsAnnotation *self);
+
+/* Who is annotating: stamped on every later change. */
+void          cs_annotation_set_annotator   (CsAnnotation *self, const char *annotator);
+const char   *cs_annotation_get_annotator   (CsAnnotation *self);
+
+/* Discs (CsDisc) read from the case's disc file, under the annotator's; may be NULL. */
+void          cs_annotation_set_file_discs  (CsAnnotation *self, const GArray *discs);
+/* Effective discs (CsDisc, sorted by value), a new array. */
+GArray       *cs_annotation_dup_discs       (CsAnnotation *self);
+/* TRUE when the annotator deleted disc VALUE. */
+gboolean      cs_annotation_disc_removed    (CsAnnotation *self, int value);
+double        cs_annotation_get_centerline_width (CsAnnotation *self);
+
+/* The model's call and score per segment, shown, not a label until accepted; CALLS and
+ * SCORES may be NULL (no call: CS_SEGMENT_LABEL_UNSET; no score: NAN). */
+void          cs_annotation_set_model_calls (CsAnnotation *self, const CsSegmentLabel *calls,
+                                             const double *scores);
+CsSegmentLabel cs_annotation_get_model_call (CsAnnotation *self, int segment);
+double        cs_annotation_get_model_score (CsAnnotation *self, int segment);
+
+/* Commands: each returns TRUE when it changed the document (one undo step). */
+gboolean      cs_annotation_set_segment_label (CsAnnotation *self, int segment,
+                                               CsSegmentLabel label);
+gboolean      cs_annotation_clear_segment_label (CsAnnotation *self, int segment);
+/* Places or moves disc VALUE (1..25) to VOXEL (source manual). */
+gboolean      cs_annotation_place_disc      (CsAnnotation *self, int value,
+                                             const double voxel[3]);
+gboolean      cs_annotation_delete_disc     (CsAnnotation *self, int value);
+gboolean      cs_annotation_set_flags       (CsAnnotation *self, CsReview review,
+                                             gboolean artifact, const char *reason);
+gboolean      cs_annotation_set_note        (CsAnnotation *self, const char *note);
+/* N_POINTS voxel points (superior to inferior) and the tool's width in mm (> 0, or 0
+ * with no points). */
+gboolean      cs_annotation_set_centerline  (CsAnnotation *self,
+                                             const CsCenterlinePoint *points, guint n_points,
+                                             double width_mm);
+/* The model's calls on every unlabelled segment that has one; labelled segments keep the
+ * annotator's label. One command. */
+gboolean      cs_annotation_accept_model_calls (CsAnnotation *self);
+
+gboolean      cs_annotation_can_undo        (CsAnnotation *self);
+gboolean      cs_annotation_can_redo        (CsAnnotation *self);
+gboolean      cs_annotation_undo            (CsAnnotation *self);
+gboolean      cs_annotation_redo            (CsAnnotation *self);
+/* "Label C3-4 hyperintense", ... or NULL. */
+const char   *cs_annotation_get_undo_label  (CsAnnotation *self);
+const char   *cs_annotation_get_redo_label  (CsAnnotation *self);
+
+/* Autosave after every change (default TRUE). */
+void          cs_annotation_set_autosave    (CsAnnotation *self, gboolean autosave);
+/* Writes the sidecar now (see the top of the file); on failure also the recovery file. */
+gboolean      cs_annotation_save            (CsAnnotation *self, GError **error);
+CsSaveState   cs_annotation_get_save_state  (CsAnnotation *self);
+/* The last failed save's message (names the file and the reason), or NULL. */
+const char   *cs_annotation_get_last_error  (CsAnnotation *self);
+/* Successful sidecar writes since open. */
+guint         cs_annotation_get_save_count  (CsAnnotation *self);
+
+/* Where this document's recovery file lives. */
+const char   *cs_annotation_get_recovery_path (CsAnnotation *self);
+char         *cs_annotation_recovery_path_for (const char *sidecar_path);
+/* A readable recovery file newer than the sidecar, found at open and not yet restored or
+ * discarded; else NULL. */
+const char   *cs_annotation_get_pending_recovery (CsAnnotation *self);
+gboolean      cs_annotation_restore_recovery (CsAnnotation *self, GError **error);
+gboolean      cs_annotation_discard_recovery (CsAnnotation *self, GError **error);
+
+/* The text written to the sidecar: schema v1 plus the extensions above. */
+char         *cs_annotation_to_json         (CsAnnotation *self);
+
+GActionGroup *cs_annotation_get_action_group (CsAnnotation *self);
+
+const char   *cs_save_state_to_string       (CsSaveState state);
+
+G_END_DECLS
