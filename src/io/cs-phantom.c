@@ -810,16 +810,15 @@ grid_index (const CsGrid *g, int ix, int iy, int iz)
   return ((gsize) ix * g->nz + iz) * g->ny + iy;
 }
 
-/* Projects every in-plane grid point onto the centreline: (s, u) per pixel. */
+/* Projects every in-plane grid point onto the centreline: (s, u) per pixel, by Newton
+ * steps along the local tangent, starting from the centreline point at the same height. */
 static void
 project_plane (const CsScene *sc, const CsGrid *g, float *ps, float *pu)
 {
-  double s_guess = 0;
   for (int iz = g->nz - 1; iz >= 0; iz--)
     {
       double z = g->z0 + iz * g->dz;
-      double s_row = s_at_height (sc, z);
-      s_guess = s_row;
+      double s_guess = s_at_height (sc, z);
       for (int iy = 0; iy < g->ny; iy++)
         {
           double y = g->y0 + iy * g->dy;
@@ -828,12 +827,11 @@ project_plane (const CsScene *sc, const CsGrid *g, float *ps, float *pu)
           for (int it = 0; it < 4; it++)
             {
               int k = scene_index (sc, si);
-              double cy = lerp_table (sc->cy, sc->n, si), cz = lerp_table (sc->cz, sc->n, si);
+              double py = y - lerp_table (sc->cy, sc->n, si);
+              double pz = z - lerp_table (sc->cz, sc->n, si);
               double ty = sc->ty[k], tz = sc->tz[k];
-              double py = y - cy, pz = z - cz;
               double step = py * ty + pz * tz;
-              /* normal pointing posterior: tangent (ty, tz) rotated so that u > 0 is back */
-              u = -(py * -tz + pz * ty);
+              u = py * tz - pz * ty;  /* along the normal (tz, -ty), which points posterior */
               si += step;
               if (fabs (step) < 0.01)
                 break;
