@@ -192,6 +192,17 @@ cs_glue_model_new_preset (const char *preset, CsBackend *backend, guint64 seed,
   return cs_model_new (&config, backend, seed, error);
 }
 
+CsModel *
+cs_glue_model_new_config_json (const char *json, CsBackend *backend, guint64 seed,
+                               GError **error)
+{
+  CsModelConfig config;
+  if (!cs_model_config_from_json (json, &config, error)
+      || !cs_model_config_validate (&config, error))
+    return NULL;
+  return cs_model_new (&config, backend, seed, error);
+}
+
 void
 cs_glue_augment (float *out, const float *in, int h, int w, GRand *rng)
 {

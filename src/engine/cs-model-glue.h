@@ -49,6 +49,9 @@ void     cs_glue_model_free (CsModel *model);
 /* A fresh model with MAE init from a preset name (tests: "tiny"). */
 CsModel *cs_glue_model_new_preset (const char *preset, CsBackend *backend, guint64 seed,
                                    GError **error);
+/* A fresh model from a configuration in JSON (engine contract keys). */
+CsModel *cs_glue_model_new_config_json (const char *json, CsBackend *backend, guint64 seed,
+                                        GError **error);
 /* The augmentation of cs-train.h. */
 void     cs_glue_augment (float *out, const float *in, int h, int w, GRand *rng);
 
