@@ -15,6 +15,7 @@
 
 typedef struct
 {
+  CsPool *pool;
   float *out, *lse, *dqkv;
   const float *qkv, *dout, *fout, *flse;
   const int *seq_off, *seq_len;
@@ -416,9 +417,8 @@ attention_forward_task (int begin, int end, int thread, void *ctx)
 #if CS_HAVE_AVX2
       if (attention_simd_ok (j))
         {
-          float *scratch = g_aligned_alloc (((size_t) L + 8) * 32, sizeof (float), 32);
+          float *scratch = cs_pool_scratch (j->pool, thread, ((size_t) L + 8) * 32 * sizeof (float));
           attention_forward_avx2 (j, off, L, h, scratch);
-          g_aligned_free (scratch);
           continue;
         }
 #endif
@@ -441,9 +441,8 @@ attention_backward_task (int begin, int end, int thread, void *ctx)
 #if CS_HAVE_AVX2
       if (attention_simd_ok (j))
         {
-          float *scratch = g_aligned_alloc (((size_t) L + 8) * 64, sizeof (float), 32);
+          float *scratch = cs_pool_scratch (j->pool, thread, ((size_t) L + 8) * 64 * sizeof (float));
           attention_backward_avx2 (j, off, L, h, scratch);
-          g_aligned_free (scratch);
           continue;
         }
 #endif
@@ -456,7 +455,7 @@ cs_cpu_attention_forward (CsPool *pool, float *out, float *lse, const float *qkv
                           const int *seq_off, const int *seq_len, int n_seq,
                           int T, int C, int NH, gboolean use_simd)
 {
-  AttentionJob job = { .out = out, .lse = lse, .qkv = qkv, .seq_off = seq_off,
+  AttentionJob job = { .pool = pool, .out = out, .lse = lse, .qkv = qkv, .seq_off = seq_off,
                        .seq_len = seq_len, .n_seq = n_seq, .T = T, .C = C, .NH = NH,
                        .use_simd = use_simd };
 
@@ -469,7 +468,7 @@ cs_cpu_attention_backward (CsPool *pool, float *dqkv, const float *dout, const f
                            const int *seq_len, int n_seq, int T, int C, int NH,
                            gboolean use_simd)
 {
-  AttentionJob job = { .dqkv = dqkv, .dout = dout, .qkv = qkv, .fout = out, .flse = lse,
+  AttentionJob job = { .pool = pool, .dqkv = dqkv, .dout = dout, .qkv = qkv, .fout = out, .flse = lse,
                        .seq_off = seq_off, .seq_len = seq_len, .n_seq = n_seq, .T = T,
                        .C = C, .NH = NH, .use_simd = use_simd };
 

@@ -120,12 +120,12 @@ colsum_accumulate (CsPool *pool, float *out, const float *x, int T, int C)
 
   if (T <= 0)
     return;
-  job.partial = g_malloc (sizeof (float) * job.n_chunks * C);
+  job.partial = cs_pool_scratch (pool, cs_pool_n_threads (pool),
+                                 sizeof (float) * job.n_chunks * C);
   cs_pool_run (pool, job.n_chunks, colsum_partial_task, &job);
   for (int chunk = 0; chunk < job.n_chunks; chunk++)
     for (int c = 0; c < C; c++)
       out[c] += job.partial[(size_t) chunk * C + c];
-  g_free (job.partial);
 }
 
 /* ---------------------------------------------------------------- linear */
@@ -272,7 +272,8 @@ cs_cpu_layernorm_backward (CsPool *pool, float *dinp, float *dw, float *db,
 
   if (T <= 0)
     return;
-  job.partial = g_malloc (sizeof (float) * 2 * C * n_chunks);
+  job.partial = cs_pool_scratch (pool, cs_pool_n_threads (pool),
+                                 sizeof (float) * 2 * C * n_chunks);
   cs_pool_run (pool, n_chunks, layernorm_backward_task, &job);
   for (int chunk = 0; chunk < n_chunks; chunk++)
     {
@@ -283,7 +284,6 @@ cs_cpu_layernorm_backward (CsPool *pool, float *dinp, float *dw, float *db,
           db[c] += pdb[c];
         }
     }
-  g_free (job.partial);
 }
 
 /* ---------------------------------------------------------------- GELU */

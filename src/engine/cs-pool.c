@@ -14,6 +14,8 @@ struct _CsPool
   int         n_tasks;
   CsPoolFunc  func;
   void       *ctx;
+  void      **scratch;       /* n_threads + 1 slots */
+  size_t     *scratch_bytes;
 };
 
 typedef struct
@@ -74,6 +76,8 @@ cs_pool_new (int n_threads)
   g_cond_init (&pool->wake);
   g_cond_init (&pool->done);
   pool->threads = g_new0 (GThread *, pool->n_threads);
+  pool->scratch = g_new0 (void *, pool->n_threads + 1);
+  pool->scratch_bytes = g_new0 (size_t, pool->n_threads + 1);
   for (int i = 1; i < pool->n_threads; i++)
     {
       CsPoolWorker *worker = g_new0 (CsPoolWorker, 1);
@@ -96,6 +100,10 @@ cs_pool_free (CsPool *pool)
   for (int i = 1; i < pool->n_threads; i++)
     g_thread_join (pool->threads[i]);
   g_free (pool->threads);
+  for (int i = 0; i <= pool->n_threads; i++)
+    g_aligned_free (pool->scratch[i]);
+  g_free (pool->scratch);
+  g_free (pool->scratch_bytes);
   g_mutex_clear (&pool->lock);
   g_cond_clear (&pool->wake);
   g_cond_clear (&pool->done);
@@ -137,4 +145,17 @@ cs_pool_run (CsPool *pool, int n_tasks, CsPoolFunc func, void *ctx)
   while (pool->pending > 0)
     g_cond_wait (&pool->done, &pool->lock);
   g_mutex_unlock (&pool->lock);
+}
+
+void *
+cs_pool_scratch (CsPool *pool, int slot, size_t bytes)
+{
+  g_return_val_if_fail (slot >= 0 && slot <= pool->n_threads, NULL);
+  if (pool->scratch_bytes[slot] < bytes)
+    {
+      g_aligned_free (pool->scratch[slot]);
+      pool->scratch[slot] = g_aligned_alloc (bytes, 1, 64);
+      pool->scratch_bytes[slot] = bytes;
+    }
+  return pool->scratch[slot];
 }

@@ -19,5 +19,8 @@ void    cs_pool_free      (CsPool *pool);
 int     cs_pool_n_threads (const CsPool *pool);
 /* Blocks until all tasks ran. Not reentrant: one caller at a time. */
 void    cs_pool_run       (CsPool *pool, int n_tasks, CsPoolFunc func, void *ctx);
+/* A 64-byte aligned scratch buffer of at least bytes, kept between runs (no allocation in
+ * the steady state): slot = thread_index inside a task, or n_threads for the caller. */
+void   *cs_pool_scratch   (CsPool *pool, int slot, size_t bytes);
 
 G_END_DECLS
