@@ -2,8 +2,9 @@
 """Makes the parity fixture tests/reference/fixtures/tiny.safetensors from u2ad_ref.
 
 A tiny configuration (img 40, patch 8 -> 25 patches; enc 32 x 2, 4 heads; dec 16 x 1,
-2 heads), a batch of 3 images whose explicit patch states cover every case: all context
-kept, context dropped around the ROI, and different ROI sizes. Stored (F32):
+2 heads), a batch of 4 images whose explicit patch states cover every case: all context
+kept, context dropped around the ROI, different ROI sizes, and an item with no masked
+patch (no loss). Stored (F32):
   param.NAME      the starting weights (MAE init, with biases and LayerNorm params
                   perturbed so every path carries a non-trivial value)
   input.images    [B,1,H,W]; input.patch_state [B,N] (0 visible, 1 masked, 2 dropped)
@@ -36,20 +37,23 @@ TINY = ref.make_config(img_size=40, patch=8, enc_dim=32, enc_depth=2, enc_heads=
 ADAM_STEPS = 10
 
 
-def make_inputs(config, rng, batch=3):
+def make_inputs(config, rng, batch=4):
     """Cord-like images and patch states (explicit, deterministic): item 0 keeps all
-    context, item 1 drops context beyond margin 0, item 2 beyond margin 1."""
+    context, item 1 drops context beyond margin 0, item 2 beyond margin 1; item 3 has no
+    masked patch, so it has no loss and stays out of the batch mean (its tokens still
+    run through the network)."""
     size, patch = config["img_size"], config["patch"]
     grid = size // patch
     scale = size / 40.0  # the tiny fixture's image is 40 px
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     images, states = [], []
-    specs = [  # (cord centre column, half width, context margin for this item)
-        (18.0 * scale, 5.0 * scale, -1),
-        (21.0 * scale, 4.0 * scale, 0),
-        (15.0 * scale, 7.0 * scale, 1),
+    specs = [  # (cord centre column, half width, context margin, mask ratio)
+        (18.0 * scale, 5.0 * scale, -1, config["mask_ratio"]),
+        (21.0 * scale, 4.0 * scale, 0, config["mask_ratio"]),
+        (15.0 * scale, 7.0 * scale, 1, config["mask_ratio"]),
+        (20.0 * scale, 5.0 * scale, 1, 0.0),
     ][:batch]
-    for b, (centre, half, margin) in enumerate(specs):
+    for b, (centre, half, margin, ratio) in enumerate(specs):
         bend = centre + 3.0 * scale * np.sin(yy / (9.0 * scale) + b)
         cord = np.exp(-((xx - bend) / half) ** 2)
         img = 0.25 + 0.5 * cord + 0.15 * np.sin(xx / 5.0 + yy / 7.0 + b)
@@ -58,10 +62,10 @@ def make_inputs(config, rng, batch=3):
         images.append(img.astype(np.float32))
         roi = np.abs(xx - bend) <= half + 2.0
         roi[: patch, :] = False  # a top row of patches with no ROI: pure context
-        cfg = dict(config, context_margin=margin)
+        cfg = dict(config, context_margin=margin, mask_ratio=ratio)
         states.append(ref.random_patch_state(roi, cfg, rng))
     states = np.stack(states)
-    assert (states == ref.PATCH_DROPPED).any() and (states == ref.PATCH_MASKED).sum(1).min() > 0
+    assert (states == ref.PATCH_DROPPED).any() and (states[:3] == ref.PATCH_MASKED).sum(1).min() > 0
     assert states.shape == (len(specs), grid * grid)
     return np.stack(images)[:, None], states
 
@@ -114,7 +118,7 @@ def main():
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--config", choices=["tiny", "reference"], default="tiny",
                         help="reference: the full configuration, for the live test")
-    parser.add_argument("--batch", type=int, default=3, choices=[1, 2, 3])
+    parser.add_argument("--batch", type=int, default=4, choices=[1, 2, 3, 4])
     parser.add_argument("--adam-steps", type=int, default=ADAM_STEPS)
     parser.add_argument("--seed", type=int, default=1234)
     args = parser.parse_args()
