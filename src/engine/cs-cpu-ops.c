@@ -67,6 +67,10 @@ cs_cpu_gemm (CsPool *pool, gboolean trans_a, gboolean trans_b, int m, int n, int
 
   if (m <= 0 || n <= 0)
     return;
+  /* the split below is the parallelism: OpenBLAS threads on top would oversubscribe the
+   * cores and spin between calls (someone else in the process may have raised it) */
+  if (openblas_get_num_threads () != 1)
+    openblas_set_num_threads (1);
   if (k <= 0)
     {
       for (int i = 0; i < m; i++)
