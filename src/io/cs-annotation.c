@@ -55,7 +55,19 @@ struct _CsAnnotation
   CsSaveState save_state;
   char *last_error;
   guint save_count;
-  gboolean owns_recovery;  /* this document wrote (or restored) the recovery file */
+  gboolean owns_recovery;  /* this document wrote (or restored) the recovery file; lock */
+  guint64 change_seq;      /* changes so far */
+  guint64 settled_seq;     /* the change the save state speaks for */
+
+  /* Background saving: one worker writes, in order; the newest text supersedes queued
+   * older ones. Fields marked "lock" are shared with the worker. */
+  GThreadPool *save_pool;
+  GMainContext *save_context;
+  GMutex lock;
+  GCond idle;
+  guint jobs_in_flight;    /* lock */
+  guint64 enqueued_seq;    /* lock: the newest change handed to the worker */
+  guint64 disk_seq;        /* lock: the newest change known to be in the sidecar */
   char *pending_recovery;
   CsSidecar *pending_sidecar;
   guint32 pending_removed;
@@ -404,51 +416,220 @@ set_save_state (CsAnnotation *self, CsSaveState state, const char *error_message
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_ERROR]);
 }
 
-static gboolean
-write_recovery (CsAnnotation *self, GError **error)
+/* TEXT with "recovery_for": the sidecar's absolute path (the recovery file names it). */
+static char *
+recovery_text (const char *text, const char *sidecar_path)
 {
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  if (!json_parser_load_from_data (parser, text, -1, NULL))
+    g_assert_not_reached ();
+  g_autofree char *absolute = g_canonicalize_filename (sidecar_path, NULL);
+  json_object_set_string_member (json_node_get_object (json_parser_get_root (parser)),
+                                 "recovery_for", absolute);
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  json_generator_set_root (gen, json_parser_get_root (parser));
+  json_generator_set_pretty (gen, TRUE);
+  json_generator_set_indent (gen, 2);
+  g_autofree char *out = json_generator_to_data (gen, NULL);
+  return g_strconcat (out, "\n", NULL);
+}
+
+/* Writes TEXT to the sidecar, else to the recovery file; *MESSAGE says why on failure.
+ * Runs on the worker too: it reads only path and recovery_path, and owns_recovery under
+ * the lock. */
+static gboolean
+write_document (CsAnnotation *self, const char *text, char **message)
+{
+  g_autoptr (GError) local = NULL;
+  if (write_atomically (self->path, text, TRUE, &local))
+    {
+      g_mutex_lock (&self->lock);
+      /* The sidecar holds everything the recovery file held. */
+      if (self->owns_recovery && (g_unlink (self->recovery_path) == 0 || errno == ENOENT))
+        self->owns_recovery = FALSE;
+      g_mutex_unlock (&self->lock);
+      return TRUE;
+    }
+  g_autoptr (GError) recovery_error = NULL;
   g_autofree char *dir = g_path_get_dirname (self->recovery_path);
+  g_autofree char *copy = recovery_text (text, self->path);
   if (g_mkdir_with_parents (dir, 0700) != 0)
-    return write_failed (error, dir, "cannot create the recovery folder", errno);
-  g_autofree char *absolute = g_canonicalize_filename (self->path, NULL);
-  g_autofree char *text = document_json (self, absolute);
-  return write_atomically (self->recovery_path, text, FALSE, error);
+    write_failed (&recovery_error, dir, "cannot create the recovery folder", errno);
+  else if (write_atomically (self->recovery_path, copy, FALSE, &recovery_error))
+    {
+      g_mutex_lock (&self->lock);
+      self->owns_recovery = TRUE;
+      g_mutex_unlock (&self->lock);
+      *message = g_strdup_printf ("%s; the annotations are kept in %s", local->message,
+                                  self->recovery_path);
+      return FALSE;
+    }
+  *message = g_strdup_printf ("%s; the recovery copy failed too: %s", local->message,
+                              recovery_error->message);
+  return FALSE;
+}
+
+/* Waits until the worker has written (or dropped) every queued text. */
+static void
+wait_for_worker (CsAnnotation *self)
+{
+  g_mutex_lock (&self->lock);
+  while (self->jobs_in_flight > 0)
+    g_cond_wait (&self->idle, &self->lock);
+  g_mutex_unlock (&self->lock);
+}
+
+static char *
+stamped_text (CsAnnotation *self)
+{
+  g_free (self->sidecar->modified);
+  self->sidecar->modified = cs_sidecar_now ();
+  return document_json (self, NULL);
+}
+
+/* Writes the document now, on this thread. */
+static gboolean
+save_now (CsAnnotation *self, GError **error)
+{
+  g_autofree char *text = stamped_text (self);
+  g_autofree char *message = NULL;
+  self->settled_seq = self->change_seq;
+  if (write_document (self, text, &message))
+    {
+      self->save_count++;
+      g_mutex_lock (&self->lock);
+      self->disk_seq = self->change_seq;
+      g_mutex_unlock (&self->lock);
+      set_save_state (self, CS_SAVE_STATE_SAVED, NULL);
+      return TRUE;
+    }
+  set_save_state (self, CS_SAVE_STATE_FAILED, message);
+  g_set_error_literal (error, CS_IO_ERROR, CS_IO_ERROR_OPEN, message);
+  return FALSE;
 }
 
 gboolean
 cs_annotation_save (CsAnnotation *self, GError **error)
 {
   g_return_val_if_fail (CS_IS_ANNOTATION (self), FALSE);
-  g_free (self->sidecar->modified);
-  self->sidecar->modified = cs_sidecar_now ();
-  g_autofree char *text = document_json (self, NULL);
-  g_autoptr (GError) local = NULL;
-  if (write_atomically (self->path, text, TRUE, &local))
+  /* An older background write must not land after this one. */
+  wait_for_worker (self);
+  return save_now (self, error);
+}
+
+gboolean
+cs_annotation_flush (CsAnnotation *self, GError **error)
+{
+  g_return_val_if_fail (CS_IS_ANNOTATION (self), FALSE);
+  wait_for_worker (self);
+  g_mutex_lock (&self->lock);
+  gboolean on_disk = self->disk_seq == self->change_seq;
+  g_mutex_unlock (&self->lock);
+  if (!on_disk)
+    return save_now (self, error);
+  self->settled_seq = self->change_seq;
+  set_save_state (self, CS_SAVE_STATE_SAVED, NULL);
+  return TRUE;
+}
+
+typedef struct
+{
+  CsAnnotation *self;   /* a reference */
+  guint64 seq;
+  char *text;
+  gboolean written;     /* FALSE: superseded by a newer text before its turn */
+  gboolean ok;
+  char *message;
+} SaveJob;
+
+static void
+save_job_free (gpointer data)
+{
+  SaveJob *job = data;
+  g_free (job->text);
+  g_free (job->message);
+  g_object_unref (job->self);
+  g_free (job);
+}
+
+/* On the document's main context: the save state follows the newest change's write. */
+static gboolean
+deliver_save (gpointer data)
+{
+  SaveJob *job = data;
+  CsAnnotation *self = job->self;
+  if (!job->written)
+    return G_SOURCE_REMOVE;
+  if (job->ok)
+    self->save_count++;
+  if (job->seq == self->change_seq && job->seq > self->settled_seq)
     {
-      self->save_count++;
-      if (self->owns_recovery)
+      self->settled_seq = job->seq;
+      set_save_state (self, job->ok ? CS_SAVE_STATE_SAVED : CS_SAVE_STATE_FAILED,
+                      job->ok ? NULL : job->message);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+save_worker (gpointer data, gpointer user_data)
+{
+  SaveJob *job = data;
+  CsAnnotation *self = job->self;
+  g_mutex_lock (&self->lock);
+  gboolean superseded = job->seq < self->enqueued_seq;
+  g_mutex_unlock (&self->lock);
+  if (!superseded)
+    {
+      job->written = TRUE;
+      job->ok = write_document (self, job->text, &job->message);
+      if (job->ok)
         {
-          /* The sidecar holds everything the recovery file held. */
-          if (g_unlink (self->recovery_path) == 0 || errno == ENOENT)
-            self->owns_recovery = FALSE;
+          g_mutex_lock (&self->lock);
+          self->disk_seq = MAX (self->disk_seq, job->seq);
+          g_mutex_unlock (&self->lock);
         }
-      set_save_state (self, CS_SAVE_STATE_SAVED, NULL);
-      return TRUE;
     }
-  g_autoptr (GError) recovery_error = NULL;
-  g_autofree char *message = NULL;
-  if (write_recovery (self, &recovery_error))
+  GMainContext *context = self->save_context;
+  g_main_context_invoke_full (context, G_PRIORITY_DEFAULT, deliver_save, job, save_job_free);
+  g_mutex_lock (&self->lock);
+  self->jobs_in_flight--;
+  g_cond_broadcast (&self->idle);
+  g_mutex_unlock (&self->lock);
+}
+
+static void
+save_in_background (CsAnnotation *self)
+{
+  SaveJob *job = g_new0 (SaveJob, 1);
+  job->self = g_object_ref (self);
+  job->seq = self->change_seq;
+  job->text = stamped_text (self);
+  g_mutex_lock (&self->lock);
+  self->enqueued_seq = job->seq;
+  self->jobs_in_flight++;
+  g_mutex_unlock (&self->lock);
+  if (self->save_state != CS_SAVE_STATE_FAILED)
+    set_save_state (self, CS_SAVE_STATE_DIRTY, self->last_error);
+  g_thread_pool_push (self->save_pool, job, NULL);
+}
+
+void
+cs_annotation_set_save_in_background (CsAnnotation *self, gboolean background)
+{
+  g_return_if_fail (CS_IS_ANNOTATION (self));
+  if (background && self->save_pool == NULL)
     {
-      self->owns_recovery = TRUE;
-      message = g_strdup_printf ("%s; the annotations are kept in %s", local->message,
-                                 self->recovery_path);
+      self->save_context = g_main_context_ref_thread_default ();
+      self->save_pool = g_thread_pool_new (save_worker, NULL, 1, FALSE, NULL);
     }
-  else
-    message = g_strdup_printf ("%s; the recovery copy failed too: %s", local->message,
-                               recovery_error->message);
-  set_save_state (self, CS_SAVE_STATE_FAILED, message);
-  g_set_error_literal (error, CS_IO_ERROR, CS_IO_ERROR_OPEN, message);
-  return FALSE;
+  else if (!background && self->save_pool != NULL)
+    {
+      wait_for_worker (self);
+      g_thread_pool_free (self->save_pool, FALSE, TRUE);
+      self->save_pool = NULL;
+      g_clear_pointer (&self->save_context, g_main_context_unref);
+    }
 }
 
 /* ---- commands --------------------------------------------------------------------- */
@@ -458,9 +639,12 @@ static void update_actions (CsAnnotation *self);
 static void
 changed (CsAnnotation *self, guint parts)
 {
-  /* With autosave the state goes straight to saved or failed: no flicker through dirty. */
-  if (self->autosave)
-    cs_annotation_save (self, NULL);
+  self->change_seq++;
+  /* With autosave in this thread the state goes straight to saved or failed. */
+  if (self->autosave && self->save_pool != NULL)
+    save_in_background (self);
+  else if (self->autosave)
+    save_now (self, NULL);
   else if (self->save_state != CS_SAVE_STATE_FAILED)
     set_save_state (self, CS_SAVE_STATE_DIRTY, self->last_error);
   update_actions (self);
@@ -954,6 +1138,28 @@ find_recovery (CsAnnotation *self)
   self->pending_recovery = g_strdup (self->recovery_path);
 }
 
+/* Removes temp files of earlier writes to PATH that a crash or a kill left behind
+ * (".NAME.XXXXXX" beside it), when older than a few seconds: a live writer's is newer. */
+static void
+remove_stale_temp_files (const char *path)
+{
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autofree char *base = g_path_get_basename (path);
+  g_autofree char *prefix = g_strdup_printf (".%s.", base);
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+  gint64 now = g_get_real_time () * 1000;
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+    {
+      if (!g_str_has_prefix (name, prefix) || strlen (name) != strlen (prefix) + 6)
+        continue;
+      g_autofree char *temp = g_build_filename (dir, name, NULL);
+      gint64 t = mtime_ns (temp);
+      if (t >= 0 && now - t > 10 * (gint64) 1000000000)
+        g_unlink (temp);
+    }
+}
+
 CsAnnotation *
 cs_annotation_open (const char *sidecar_path, const char *case_name, const char *image_file,
                     GError **error)
@@ -986,6 +1192,7 @@ cs_annotation_open (const char *sidecar_path, const char *case_name, const char 
   self->sidecar = g_steal_pointer (&s);
   self->discs_removed = removed;
   self->centerline_width = width;
+  remove_stale_temp_files (sidecar_path);
   find_recovery (self);
   update_actions (self);
   return self;
@@ -1039,12 +1246,18 @@ cs_annotation_restore_recovery (CsAnnotation *self, GError **error)
   s->centerline = copy_array (r->centerline, sizeof (CsCenterlinePoint));
   self->centerline_width = self->pending_width;
   /* From now on this document answers for the file: a good save removes it. */
+  g_mutex_lock (&self->lock);
   self->owns_recovery = TRUE;
+  g_mutex_unlock (&self->lock);
   clear_pending (self);
   if (!commit (self, c))
     {
+      /* Nothing to restore after all: the file only held what the sidecar holds. */
+      wait_for_worker (self);
+      g_mutex_lock (&self->lock);
       if (g_unlink (self->recovery_path) == 0)
         self->owns_recovery = FALSE;
+      g_mutex_unlock (&self->lock);
     }
   return TRUE;
 }
@@ -1235,6 +1448,12 @@ static void
 cs_annotation_finalize (GObject *object)
 {
   CsAnnotation *self = CS_ANNOTATION (object);
+  /* Every queued write holds a reference: none is left by now. */
+  if (self->save_pool != NULL)
+    g_thread_pool_free (self->save_pool, FALSE, TRUE);
+  g_clear_pointer (&self->save_context, g_main_context_unref);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->idle);
   g_free (self->path);
   g_free (self->recovery_path);
   g_clear_pointer (&self->sidecar, cs_sidecar_free);
@@ -1306,6 +1525,8 @@ cs_annotation_init (CsAnnotation *self)
   self->redo_stack = g_ptr_array_new_with_free_func ((GDestroyNotify) command_free);
   self->autosave = TRUE;
   self->save_state = CS_SAVE_STATE_SAVED;
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->idle);
   for (int i = 0; i < CS_N_SEGMENTS; i++)
     self->model_scores[i] = NAN;
 

@@ -26,6 +26,8 @@
  *
  * Opening. A recovery file newer than the sidecar (or with no sidecar) is reported by
  * cs_annotation_get_pending_recovery(); restore (one undoable command) or discard it.
+ * Temp files that a killed writer left beside the sidecar (".NAME.cordscope.json.XXXXXX",
+ * older than 10 s) are removed.
  *
  * Extensions to sidecar schema v1 (readers of v1 ignore unknown keys):
  *   "centerline_width": 6.0        the centerline tool's width in mm (0 = unset)
@@ -136,8 +138,19 @@ const char   *cs_annotation_get_redo_label  (CsAnnotation *self);
 
 /* Autosave after every change (default TRUE). */
 void          cs_annotation_set_autosave    (CsAnnotation *self, gboolean autosave);
-/* Writes the sidecar now (see the top of the file); on failure also the recovery file. */
+/* Autosave writes on a worker thread (what the window wants: an action then costs a
+ * fraction of a millisecond on the main thread). The save state is "dirty" until the
+ * newest change is written, then "saved" or "failed", delivered on the thread-default
+ * main context of the caller of this function, which must run. Writes keep their order;
+ * a queued older text is dropped when a newer one is queued. Default FALSE: autosave
+ * writes before the action returns. */
+void          cs_annotation_set_save_in_background (CsAnnotation *self, gboolean background);
+/* Writes the sidecar now (see the top of the file); on failure also the recovery file.
+ * Waits for background writes first, so an older text never lands after this one. */
 gboolean      cs_annotation_save            (CsAnnotation *self, GError **error);
+/* Waits for background writes and writes whatever is not on disk yet: call it before
+ * the document goes (closing the case or the window). TRUE when all is on disk. */
+gboolean      cs_annotation_flush           (CsAnnotation *self, GError **error);
 CsSaveState   cs_annotation_get_save_state  (CsAnnotation *self);
 /* The last failed save's message (names the file and the reason), or NULL. */
 const char   *cs_annotation_get_last_error  (CsAnnotation *self);

@@ -900,6 +900,141 @@ test_bad_action_parameters (void)
                              "set-flags: no review \"ok\"*set-centerline*");
 }
 
+static void
+test_stale_temp_files (void)
+{
+  g_autofree char *dir = make_tmp ();
+  g_autofree char *path = g_build_filename (dir, "t.cordscope.json", NULL);
+  g_autofree char *old_temp = g_build_filename (dir, ".t.cordscope.json.AbC123", NULL);
+  g_autofree char *new_temp = g_build_filename (dir, ".t.cordscope.json.XyZ789", NULL);
+  g_autofree char *other = g_build_filename (dir, ".t.cordscope.json.notmine", NULL);
+  for (const char *const *p = (const char *const[]) { old_temp, new_temp, other, NULL }; *p; p++)
+    g_assert_true (g_file_set_contents (*p, "{\"schema_ver", -1, NULL));
+  set_mtime (old_temp, -60);
+  set_mtime (other, -60);
+  g_autoptr (CsAnnotation) doc = open_doc (path);
+  g_assert_false (g_file_test (old_temp, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (new_temp, G_FILE_TEST_EXISTS));   /* a live writer's, maybe */
+  g_assert_true (g_file_test (other, G_FILE_TEST_EXISTS));
+  remove_tree (dir);
+}
+
+/* Iterates the main context until DOC's save state is STATE (or 10 s pass). */
+static void
+wait_for_state (CsAnnotation *doc, CsSaveState state)
+{
+  gint64 end = g_get_monotonic_time () + 10 * G_TIME_SPAN_SECOND;
+  while (cs_annotation_get_save_state (doc) != state && g_get_monotonic_time () < end)
+    g_main_context_iteration (NULL, FALSE);
+  g_assert_cmpint (cs_annotation_get_save_state (doc), ==, state);
+}
+
+static void
+test_background_saves (void)
+{
+  g_autofree char *dir = make_tmp ();
+  g_autofree char *path = g_build_filename (dir, "bg.cordscope.json", NULL);
+  g_autoptr (CsAnnotation) doc = open_doc (path);
+  cs_annotation_set_save_in_background (doc, TRUE);
+  random_session (doc, 91, 600, FALSE);
+  /* Whatever the worker has not reached yet, flush writes. */
+  g_autoptr (GError) error = NULL;
+  g_assert_true (cs_annotation_flush (doc, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (cs_annotation_get_save_state (doc), ==, CS_SAVE_STATE_SAVED);
+  g_autofree char *on_disk = read_text (path);
+  g_autofree char *in_memory = cs_annotation_to_json (doc);
+  g_assert_cmpstr (on_disk, ==, in_memory);
+  /* Late deliveries change nothing. */
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_cmpint (cs_annotation_get_save_state (doc), ==, CS_SAVE_STATE_SAVED);
+  g_test_message ("%u background writes for 600 steps", cs_annotation_get_save_count (doc));
+
+  /* One change: dirty at once, saved once the worker is done and the loop has run. */
+  g_assert_true (cs_annotation_set_note (doc, "background"));
+  g_assert_cmpint (cs_annotation_get_save_state (doc), ==, CS_SAVE_STATE_DIRTY);
+  wait_for_state (doc, CS_SAVE_STATE_SAVED);
+  g_autoptr (CsSidecar) saved = cs_sidecar_load (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (saved->note, ==, "background");
+
+  /* A read-only folder: failed, kept in the recovery file; writable again: saved. */
+  if (make_read_only (dir, TRUE))
+    {
+      g_assert_true (cs_annotation_set_note (doc, "read-only"));
+      wait_for_state (doc, CS_SAVE_STATE_FAILED);
+      g_assert_nonnull (strstr (cs_annotation_get_last_error (doc), path));
+      g_autoptr (CsSidecar) kept = cs_sidecar_load (cs_annotation_get_recovery_path (doc),
+                                                    &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (kept->note, ==, "read-only");
+      g_assert_true (make_read_only (dir, FALSE));
+      g_assert_true (cs_annotation_set_note (doc, "writable"));
+      /* Failed stays on screen until the retry has succeeded. */
+      g_assert_cmpint (cs_annotation_get_save_state (doc), ==, CS_SAVE_STATE_FAILED);
+      wait_for_state (doc, CS_SAVE_STATE_SAVED);
+      g_assert_false (g_file_test (cs_annotation_get_recovery_path (doc), G_FILE_TEST_EXISTS));
+    }
+  cs_annotation_set_save_in_background (doc, FALSE);
+  remove_tree (dir);
+}
+
+static void
+sort_doubles (double *v, int n)
+{
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && v[j] < v[j - 1]; j--)
+      {
+        double t = v[j];
+        v[j] = v[j - 1];
+        v[j - 1] = t;
+      }
+}
+
+/* The time an annotation action takes on the calling (main) thread with autosave, in
+ * both modes: printed, and bounded generously since disks differ. */
+static void
+test_action_time (void)
+{
+  g_autofree char *dir = make_tmp ();
+  for (int background = 0; background <= 1; background++)
+    {
+      g_autofree char *path = g_strdup_printf ("%s/time%d.cordscope.json", dir, background);
+      g_autoptr (CsAnnotation) doc = open_doc (path);
+      cs_annotation_set_annotator (doc, "jd");
+      cs_annotation_set_save_in_background (doc, background);
+      GActionGroup *actions = cs_annotation_get_action_group (doc);
+      enum { N = 120 };
+      double ms[N];
+      for (int i = 0; i < N; i++)
+        {
+          gint64 t0 = g_get_monotonic_time ();
+          g_action_group_activate_action (actions, "set-label",
+                                          g_variant_new ("(is)", i % CS_N_SEGMENTS,
+                                                         (i / CS_N_SEGMENTS) % 2
+                                                         ? "normal" : "hyperintense"));
+          ms[i] = (g_get_monotonic_time () - t0) / 1000.0;
+          if (background)
+            g_main_context_iteration (NULL, FALSE);   /* the window's loop runs meanwhile */
+          else
+            g_assert_cmpint (cs_annotation_get_save_state (doc), ==, CS_SAVE_STATE_SAVED);
+        }
+      g_autoptr (GError) error = NULL;
+      g_assert_true (cs_annotation_flush (doc, &error));
+      sort_doubles (ms, N);
+      const char *mode = background ? "background" : "in-thread";
+      g_test_message ("label action, %s autosave: median %.3f ms, worst %.3f ms over %d",
+                      mode, ms[N / 2], ms[N - 1], N);
+      g_printerr ("label action, %s autosave: median %.3f ms, worst %.3f ms (%d actions)\n",
+                  mode, ms[N / 2], ms[N - 1], N);
+      g_assert_cmpfloat (ms[N / 2], <, background ? 20 : 500);
+      if (background)
+        cs_annotation_set_save_in_background (doc, FALSE);
+    }
+  remove_tree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -913,5 +1048,8 @@ main (int argc, char **argv)
   g_test_add_func ("/annotation/recovery-on-open", test_recovery_on_open);
   g_test_add_func ("/annotation/commands", test_commands);
   g_test_add_func ("/annotation/bad-action-parameters", test_bad_action_parameters);
+  g_test_add_func ("/annotation/stale-temp-files", test_stale_temp_files);
+  g_test_add_func ("/annotation/background-saves", test_background_saves);
+  g_test_add_func ("/annotation/action-time", test_action_time);
   return g_test_run ();
 }
