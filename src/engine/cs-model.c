@@ -50,8 +50,10 @@ struct _CsModel
 
   float *pos_enc, *pos_dec;                /* backend, [N, E] and [N, Dd] */
 
-  /* activation arena, for batches up to cap_batch */
+  /* activation arena, for batches up to cap_batch; without gradients the layers share one
+   * set of buffers (arena_light), so inference needs a fraction of the memory */
   int cap_batch;
+  gboolean arena_light;
   float *arena;
   float *patches, **res_enc, *enc_norm, *enc_norm_mean, *enc_norm_rstd, *dec_in;
   float **res_dec, *target[2], *coef;
@@ -469,9 +471,11 @@ carve_block (Arena *ar, BlockActs *a, size_t T, size_t C, size_t H, size_t NH)
   a->gelu = carve (ar, T * H);
 }
 
-/* Lays out the arena for batch items (base NULL: only measures); returns its bytes. */
+/* Lays out the arena for batch items (base NULL: only measures); returns its bytes. light:
+ * no backward will run, so every layer reuses the same activations and two residual
+ * buffers alternate. */
 static size_t
-layout_arena (CsModel *model, float *base, int batch)
+layout_arena (CsModel *model, float *base, int batch, gboolean light)
 {
   const CsModelConfig *c = &model->config;
   size_t T = (size_t) batch * (model->N + 1);
@@ -481,17 +485,27 @@ layout_arena (CsModel *model, float *base, int batch)
 
   model->patches = carve (&ar, T * PP);
   for (int l = 0; l <= c->enc_depth; l++)
-    model->res_enc[l] = carve (&ar, T * E);
+    model->res_enc[l] = light && l >= 2 ? model->res_enc[l % 2] : carve (&ar, T * E);
   for (int l = 0; l < c->enc_depth; l++)
-    carve_block (&ar, &model->enc_acts[l], T, E, model->enc_hidden, c->enc_heads);
+    {
+      if (light && l > 0)
+        model->enc_acts[l] = model->enc_acts[0];
+      else
+        carve_block (&ar, &model->enc_acts[l], T, E, model->enc_hidden, c->enc_heads);
+    }
   model->enc_norm = carve (&ar, T * E);
   model->enc_norm_mean = carve (&ar, T);
   model->enc_norm_rstd = carve (&ar, T);
   model->dec_in = carve (&ar, T * D);
   for (int l = 0; l <= c->dec_depth; l++)
-    model->res_dec[l] = carve (&ar, T * D);
+    model->res_dec[l] = light && l >= 2 ? model->res_dec[l % 2] : carve (&ar, T * D);
   for (int l = 0; l < c->dec_depth; l++)
-    carve_block (&ar, &model->dec_acts[l], T, D, model->dec_hidden, c->dec_heads);
+    {
+      if (light && l > 0)
+        model->dec_acts[l] = model->dec_acts[0];
+      else
+        carve_block (&ar, &model->dec_acts[l], T, D, model->dec_hidden, c->dec_heads);
+    }
   for (int h = 0; h < 2; h++)
     {
       HeadActs *a = &model->head_acts[h];
@@ -516,20 +530,25 @@ layout_arena (CsModel *model, float *base, int batch)
 }
 
 static void
-ensure_arena (CsModel *model, int batch)
+ensure_arena (CsModel *model, int batch, gboolean with_grad)
 {
   size_t bytes;
+  gboolean light = !with_grad;
 
-  if (batch <= model->cap_batch)
+  /* a full arena serves inference too; a light one must grow into a full one to train */
+  if (batch <= model->cap_batch && (!model->arena_light || light))
     return;
+  if (batch < model->cap_batch)
+    batch = model->cap_batch;
   free_arena (model);
+  model->arena_light = light;
   model->res_enc = g_new0 (float *, model->config.enc_depth + 1);
   model->res_dec = g_new0 (float *, model->config.dec_depth + 1);
   model->enc_acts = g_new0 (BlockActs, model->config.enc_depth);
   model->dec_acts = g_new0 (BlockActs, model->config.dec_depth);
-  bytes = layout_arena (model, NULL, batch);
+  bytes = layout_arena (model, NULL, batch, light);
   model->arena = model->be->ops->alloc (model->be, bytes);
-  layout_arena (model, model->arena, batch);
+  layout_arena (model, model->arena, batch, light);
   model->cap_batch = batch;
   {
     size_t T = (size_t) batch * (model->N + 1);
@@ -756,7 +775,7 @@ cs_model_forward_backward (CsModel *model, const CsBatch *batch, gboolean with_g
                      i / N, i % N, batch->patch_state[i]);
         return FALSE;
       }
-  ensure_arena (model, B);
+  ensure_arena (model, B, with_grad);
   T_cap = (size_t) model->cap_batch * (N + 1); /* the arena's layout, not this batch's */
 
   /* host: token lists, patches, targets and loss coefficients */

@@ -470,6 +470,42 @@ test_determinism (void)
   g_free (snap.v);
 }
 
+/* Inference alone uses a light arena (layers share buffers): it must give the same
+ * numbers as the full training arena, and training must still work after it. */
+static void
+test_light_inference (void)
+{
+  CsModelConfig c = tiny_config (32);
+  g_autoptr (CsModel) model = cs_model_new (&c, backend, 8, NULL);
+  int B = 3, N = cs_model_config_n_patches (&c);
+  g_autofree float *images = g_new (float, B * 32 * 32);
+  g_autofree guint8 *states = g_new (guint8, B * N);
+  g_autofree float *p1 = g_new (float, B * N * 64), *p2 = g_new (float, B * N * 64);
+  CsBatch batch = { B, images, states };
+  CsForwardOut o1 = { .pred_img = p1 }, o2 = { .pred_img = p2 }, o3 = { 0 };
+
+  make_batch (&c, B, 17, images, states);
+  g_assert_true (cs_model_forward_backward (model, &batch, FALSE, &o1, NULL));
+  g_assert_true (cs_model_forward_backward (model, &batch, TRUE, &o2, NULL));
+  g_assert_cmpfloat (o1.loss, ==, o2.loss);
+  g_assert_cmpint (memcmp (p1, p2, sizeof (float) * B * N * 64), ==, 0);
+  /* a bigger inference batch after training, then training on the first again */
+  {
+    g_autofree float *img6 = g_new (float, 6 * 32 * 32);
+    g_autofree guint8 *st6 = g_new (guint8, 6 * N);
+    CsBatch b6 = { 6, img6, st6 };
+    memcpy (img6, images, sizeof (float) * B * 32 * 32);
+    memcpy (img6 + B * 32 * 32, images, sizeof (float) * B * 32 * 32);
+    memcpy (st6, states, B * N);
+    memcpy (st6 + B * N, states, B * N);
+    g_assert_true (cs_model_forward_backward (model, &b6, FALSE, &o3, NULL));
+    g_assert_cmpfloat_with_epsilon (o3.loss, o1.loss, 1e-6);
+  }
+  memset (&o3, 0, sizeof o3);
+  g_assert_true (cs_model_forward_backward (model, &batch, TRUE, &o3, NULL));
+  g_assert_cmpfloat (o3.loss, ==, o2.loss);
+}
+
 /* A toy set: a bright vertical "cord" on a smooth background, ROI = the cord. */
 typedef struct
 {
@@ -622,6 +658,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/model/loss-known-answer", test_loss_known_answer);
   g_test_add_func ("/engine/model/gradients", test_model_gradients);
   g_test_add_func ("/engine/model/determinism", test_determinism);
+  g_test_add_func ("/engine/model/light-inference", test_light_inference);
   g_test_add_func ("/engine/model/augment", test_augment);
   g_test_add_func ("/engine/model/training-loop", test_training_loop);
   g_test_add_func ("/engine/model/backend-open", test_backend_open);
