@@ -590,8 +590,14 @@ save_worker (gpointer data, gpointer user_data)
           g_mutex_unlock (&self->lock);
         }
     }
-  GMainContext *context = self->save_context;
-  g_main_context_invoke_full (context, G_PRIORITY_DEFAULT, deliver_save, job, save_job_free);
+  /* Always a source, never g_main_context_invoke(): that may run the callback right here
+   * on the worker when the context happens to be free. */
+  GSource *source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, deliver_save, job, save_job_free);
+  g_source_set_static_name (source, "[cordscope] annotation saved");
+  g_source_attach (source, self->save_context);
+  g_source_unref (source);
   g_mutex_lock (&self->lock);
   self->jobs_in_flight--;
   g_cond_broadcast (&self->idle);

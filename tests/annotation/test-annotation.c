@@ -930,12 +930,21 @@ wait_for_state (CsAnnotation *doc, CsSaveState state)
 }
 
 static void
+assert_main_thread (GObject *object, GParamSpec *pspec, gpointer main_thread)
+{
+  g_assert_true (g_thread_self () == main_thread);
+}
+
+static void
 test_background_saves (void)
 {
   g_autofree char *dir = make_tmp ();
   g_autofree char *path = g_build_filename (dir, "bg.cordscope.json", NULL);
   g_autoptr (CsAnnotation) doc = open_doc (path);
   cs_annotation_set_save_in_background (doc, TRUE);
+  /* The save state changes on the main thread only (widgets follow it). */
+  g_signal_connect (doc, "notify::save-state", G_CALLBACK (assert_main_thread), g_thread_self ());
+  g_signal_connect (doc, "notify::last-error", G_CALLBACK (assert_main_thread), g_thread_self ());
   random_session (doc, 91, 600, FALSE);
   /* Whatever the worker has not reached yet, flush writes. */
   g_autoptr (GError) error = NULL;
