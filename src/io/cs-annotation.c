@@ -1281,6 +1281,119 @@ cs_annotation_discard_recovery (CsAnnotation *self, GError **error)
   return TRUE;
 }
 
+/* ---- next disc, import, worklist -------------------------------------------------- */
+
+int
+cs_annotation_next_disc (CsAnnotation *self)
+{
+  g_return_val_if_fail (CS_IS_ANNOTATION (self), 0);
+  g_autoptr (GArray) discs = cs_annotation_dup_discs (self);
+  for (int v = CS_SEGMENT_FIRST_DISC; v <= CS_SEGMENT_LAST_DISC; v++)
+    {
+      gboolean have = FALSE;
+      for (guint i = 0; i < discs->len; i++)
+        have |= g_array_index (discs, CsDisc, i).value == v;
+      if (!have)
+        return v;
+    }
+  return 0;
+}
+
+gboolean
+cs_annotation_import_labels (CsAnnotation *self, const CsSidecar *labels)
+{
+  g_return_val_if_fail (CS_IS_ANNOTATION (self) && labels != NULL, FALSE);
+  Command *c = begin (self, CS_ANNOTATION_PART_SEGMENTS | CS_ANNOTATION_PART_FLAGS
+                      | CS_ANNOTATION_PART_NOTE, g_strdup ("Import labels"));
+  CsSidecar *s = self->sidecar;
+  for (int i = 0; i < CS_N_SEGMENTS; i++)
+    {
+      segment_clear (&s->segments[i]);
+      segment_copy (&s->segments[i], &labels->segments[i]);
+    }
+  s->review = labels->review;
+  s->artifact = labels->artifact;
+  g_free (s->flag_reason);
+  s->flag_reason = g_strdup (labels->flag_reason ? labels->flag_reason : "");
+  g_free (s->note);
+  s->note = g_strdup (labels->note ? labels->note : "");
+  return commit (self, c);
+}
+
+guint
+cs_sidecar_n_labelled (const CsSidecar *s)
+{
+  guint n = 0;
+  for (int i = 0; s != NULL && i < CS_N_SEGMENTS; i++)
+    n += s->segments[i].label != CS_SEGMENT_LABEL_UNSET;
+  return n;
+}
+
+gboolean
+cs_worklist_item_matches (const CsWorklistItem *item, CsWorklistFilter filter)
+{
+  const CsSidecar *s = item->sidecar;
+  switch (filter)
+    {
+    case CS_WORKLIST_ALL:
+      return TRUE;
+    case CS_WORKLIST_UNLABELLED:
+      return cs_sidecar_n_labelled (s) < CS_N_SEGMENTS;
+    case CS_WORKLIST_FLAGGED:
+      return s != NULL && (s->review == CS_REVIEW_FAIL || s->artifact);
+    case CS_WORKLIST_DISAGREES:
+      for (int i = 0; s != NULL && i < CS_N_SEGMENTS; i++)
+        {
+          CsSegmentLabel label = s->segments[i].label, call = item->model_calls[i];
+          /* Uncertain on either side is no disagreement: nobody committed. */
+          gboolean decided = (label == CS_SEGMENT_LABEL_NORMAL
+                              || label == CS_SEGMENT_LABEL_HYPERINTENSE)
+            && (call == CS_SEGMENT_LABEL_NORMAL || call == CS_SEGMENT_LABEL_HYPERINTENSE);
+          if (decided && label != call)
+            return TRUE;
+        }
+      return FALSE;
+    default:
+      g_return_val_if_reached (FALSE);
+    }
+}
+
+guint
+cs_worklist_n_complete (const CsWorklistItem *items, guint n_items)
+{
+  guint n = 0;
+  for (guint i = 0; i < n_items; i++)
+    n += cs_sidecar_n_labelled (items[i].sidecar) == CS_N_SEGMENTS;
+  return n;
+}
+
+static gint
+compare_by_score (gconstpointer a, gconstpointer b, gpointer data)
+{
+  const CsWorklistItem *items = data;
+  guint i = *(const guint *) a, j = *(const guint *) b;
+  double x = items[i].patient_score, y = items[j].patient_score;
+  gboolean has_x = isfinite (x), has_y = isfinite (y);
+  if (has_x != has_y)
+    return has_x ? -1 : 1;
+  if (has_x && x != y)
+    return x > y ? -1 : 1;
+  return (i > j) - (i < j);
+}
+
+GArray *
+cs_worklist_order (const CsWorklistItem *items, guint n_items, CsWorklistFilter filter,
+                   gboolean by_score)
+{
+  GArray *order = g_array_new (FALSE, FALSE, sizeof (guint));
+  for (guint i = 0; i < n_items; i++)
+    if (cs_worklist_item_matches (&items[i], filter))
+      g_array_append_val (order, i);
+  if (by_score)
+    g_array_sort_with_data (order, compare_by_score, (gpointer) items);
+  return order;
+}
+
 /* ---- actions ---------------------------------------------------------------------- */
 
 static void

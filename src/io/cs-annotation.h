@@ -173,4 +173,41 @@ GActionGroup *cs_annotation_get_action_group (CsAnnotation *self);
 
 const char   *cs_save_state_to_string       (CsSaveState state);
 
+/* The disc the annotator is expected to place next (shown at the cursor): the lowest of
+ * 3..8 (C2-3 .. C7-T1) missing from the effective discs, or 0 when all six are there. */
+int           cs_annotation_next_disc       (CsAnnotation *self);
+
+/* Labels read from elsewhere (an imported CSV row group, another annotator's file): the
+ * segments, flags and note of LABELS become the document's, as one command (segments
+ * keep LABELS' annotator and time). TRUE when that changed anything. */
+gboolean      cs_annotation_import_labels   (CsAnnotation *self, const CsSidecar *labels);
+
+/* ---- worklist: progress, filters and order over many cases (no widgets) ---------- */
+
+typedef enum
+{
+  CS_WORKLIST_ALL,
+  CS_WORKLIST_UNLABELLED,  /* fewer than six segments labelled */
+  CS_WORKLIST_DISAGREES,   /* a segment labelled normal where the model calls it
+                            * hyperintense, or the other way round */
+  CS_WORKLIST_FLAGGED,     /* review "fail" or an artifact */
+} CsWorklistFilter;
+
+typedef struct
+{
+  const CsSidecar *sidecar;                    /* NULL: nothing labelled yet */
+  CsSegmentLabel model_calls[CS_N_SEGMENTS];   /* UNSET: no call */
+  double patient_score;                        /* NAN: not scored */
+} CsWorklistItem;
+
+/* Segments of S with a label (0 for NULL). */
+guint         cs_sidecar_n_labelled         (const CsSidecar *s);
+gboolean      cs_worklist_item_matches      (const CsWorklistItem *item, CsWorklistFilter filter);
+/* Items whose six segments are all labelled: the "n" of "n of N labelled". */
+guint         cs_worklist_n_complete        (const CsWorklistItem *items, guint n_items);
+/* Indices (guint) of the items that pass FILTER: by patient score when BY_SCORE (highest
+ * first, unscored last, ties in list order), else in list order. */
+GArray       *cs_worklist_order             (const CsWorklistItem *items, guint n_items,
+                                             CsWorklistFilter filter, gboolean by_score);
+
 G_END_DECLS

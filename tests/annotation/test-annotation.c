@@ -2,6 +2,7 @@
  * sidecar round trip of every field, failed saves with the recovery file, recovery
  * detection on open, and the GActions the window drives. */
 #include "io/cs-annotation.h"
+#include "io/cs-export.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1044,6 +1045,133 @@ test_action_time (void)
   remove_tree (dir);
 }
 
+static void
+test_next_disc (void)
+{
+  g_autofree char *dir = make_tmp ();
+  g_autofree char *path = g_build_filename (dir, "nd.cordscope.json", NULL);
+  g_autoptr (CsAnnotation) doc = open_doc (path);
+  g_assert_cmpint (cs_annotation_next_disc (doc), ==, 3);
+  CsDisc file_disc = { .value = 3, .voxel = { 2, 10, 4 }, .source = CS_DISC_SOURCE_FILE };
+  g_autoptr (GArray) file = g_array_new (FALSE, TRUE, sizeof (CsDisc));
+  g_array_append_val (file, file_disc);
+  cs_annotation_set_file_discs (doc, file);
+  g_assert_cmpint (cs_annotation_next_disc (doc), ==, 4);
+  double v[3] = { 2, 20, 4 };
+  for (int value = 4; value <= 8; value++)
+    {
+      g_assert_cmpint (cs_annotation_next_disc (doc), ==, value);
+      v[1] += 8;
+      cs_annotation_place_disc (doc, value, v);
+    }
+  g_assert_cmpint (cs_annotation_next_disc (doc), ==, 0);
+  cs_annotation_delete_disc (doc, 3);
+  g_assert_cmpint (cs_annotation_next_disc (doc), ==, 3);
+  cs_annotation_delete_disc (doc, 6);
+  g_assert_cmpint (cs_annotation_next_disc (doc), ==, 3);
+  remove_tree (dir);
+}
+
+/* Labels out through the dataset CSV and into another case's document: the same labels,
+ * one undo step. */
+static void
+test_csv_into_document (void)
+{
+  g_autofree char *dir = make_tmp ();
+  g_autofree char *a_path = g_build_filename (dir, "a.cordscope.json", NULL);
+  g_autofree char *b_path = g_build_filename (dir, "b.cordscope.json", NULL);
+  g_autofree char *csv = g_build_filename (dir, "labels.csv", NULL);
+  g_autoptr (CsAnnotation) a = open_doc (a_path);
+  fill_every_field (a);
+  g_autoptr (GPtrArray) cases = g_ptr_array_new_with_free_func ((GDestroyNotify)
+                                                                 cs_export_case_free);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CsSidecar) a_copy = cs_sidecar_load (a_path, &error);
+  g_assert_no_error (error);
+  g_ptr_array_add (cases, cs_export_case_new_full (g_steal_pointer (&a_copy), NULL));
+  g_assert_true (cs_export_csv (cases, csv, &error));
+  g_autoptr (GPtrArray) back = cs_import_csv (csv, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (back->len, ==, 1);
+
+  g_autoptr (CsAnnotation) b = open_doc (b_path);
+  g_assert_true (cs_annotation_import_labels (b, ((CsExportCase *) back->pdata[0])->sidecar));
+  g_assert_false (cs_annotation_import_labels (b, ((CsExportCase *) back->pdata[0])->sidecar));
+  const CsSidecar *sa = cs_annotation_get_sidecar (a), *sb = cs_annotation_get_sidecar (b);
+  for (int i = 0; i < CS_N_SEGMENTS; i++)
+    {
+      g_assert_cmpint (sb->segments[i].label, ==, sa->segments[i].label);
+      g_assert_cmpstr (sb->segments[i].annotator, ==, sa->segments[i].annotator);
+      g_assert_cmpstr (sb->segments[i].time, ==, sa->segments[i].time);
+    }
+  g_assert_cmpint (sb->review, ==, sa->review);
+  g_assert_cmpint (sb->artifact, ==, sa->artifact);
+  g_assert_cmpstr (sb->flag_reason, ==, sa->flag_reason);
+  g_assert_cmpstr (sb->note, ==, sa->note);
+  g_assert_cmpstr (cs_annotation_get_undo_label (b), ==, "Import labels");
+  g_assert_true (cs_annotation_undo (b));
+  g_assert_cmpuint (cs_sidecar_n_labelled (sb), ==, 0);
+  g_assert_false (cs_annotation_can_undo (b));
+  remove_tree (dir);
+}
+
+static void
+test_worklist (void)
+{
+  CsSidecar *s[5];
+  for (int i = 0; i < 5; i++)
+    s[i] = cs_sidecar_new (NULL, NULL, NULL);
+  /* 0: complete, agrees. 1: complete, one normal where the model says hyperintense.
+   * 2: partly labelled, uncertain where the model says hyperintense (no disagreement).
+   * 3: failed review. 4: artifact, nothing labelled. 5: no sidecar at all. */
+  for (int i = 0; i < CS_N_SEGMENTS; i++)
+    {
+      cs_sidecar_set_segment (s[0], i, CS_SEGMENT_LABEL_NORMAL, "jd");
+      cs_sidecar_set_segment (s[1], i, CS_SEGMENT_LABEL_NORMAL, "jd");
+    }
+  cs_sidecar_set_segment (s[2], 0, CS_SEGMENT_LABEL_UNCERTAIN, "jd");
+  s[3]->review = CS_REVIEW_FAIL;
+  s[4]->artifact = TRUE;
+  CsWorklistItem items[6];
+  memset (items, 0, sizeof items);
+  double scores[6] = { 0.2, NAN, 0.9, 0.2, 0.5, NAN };
+  for (int c = 0; c < 6; c++)
+    {
+      items[c].sidecar = c < 5 ? s[c] : NULL;
+      items[c].patient_score = scores[c];
+      for (int i = 0; i < CS_N_SEGMENTS; i++)
+        items[c].model_calls[i] = CS_SEGMENT_LABEL_NORMAL;
+    }
+  items[1].model_calls[3] = CS_SEGMENT_LABEL_HYPERINTENSE;
+  items[2].model_calls[0] = CS_SEGMENT_LABEL_HYPERINTENSE;
+
+  g_assert_cmpuint (cs_worklist_n_complete (items, 6), ==, 2);
+  struct
+  {
+    CsWorklistFilter filter;
+    gboolean by_score;
+    const char *expect;
+  } cases[] = {
+    { CS_WORKLIST_ALL, FALSE, "0 1 2 3 4 5" },
+    { CS_WORKLIST_ALL, TRUE, "2 4 0 3 1 5" },
+    { CS_WORKLIST_UNLABELLED, FALSE, "2 3 4 5" },
+    { CS_WORKLIST_UNLABELLED, TRUE, "2 4 3 5" },
+    { CS_WORKLIST_DISAGREES, FALSE, "1" },
+    { CS_WORKLIST_FLAGGED, TRUE, "4 3" },
+  };
+  for (guint k = 0; k < G_N_ELEMENTS (cases); k++)
+    {
+      g_autoptr (GArray) order = cs_worklist_order (items, 6, cases[k].filter, cases[k].by_score);
+      GString *got = g_string_new (NULL);
+      for (guint i = 0; i < order->len; i++)
+        g_string_append_printf (got, "%s%u", i ? " " : "", g_array_index (order, guint, i));
+      g_assert_cmpstr (got->str, ==, cases[k].expect);
+      g_string_free (got, TRUE);
+    }
+  for (int i = 0; i < 5; i++)
+    cs_sidecar_free (s[i]);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1060,5 +1188,8 @@ main (int argc, char **argv)
   g_test_add_func ("/annotation/stale-temp-files", test_stale_temp_files);
   g_test_add_func ("/annotation/background-saves", test_background_saves);
   g_test_add_func ("/annotation/action-time", test_action_time);
+  g_test_add_func ("/annotation/next-disc", test_next_disc);
+  g_test_add_func ("/annotation/csv-into-document", test_csv_into_document);
+  g_test_add_func ("/annotation/worklist", test_worklist);
   return g_test_run ();
 }
