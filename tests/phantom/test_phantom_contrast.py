@@ -5,8 +5,9 @@ _seg-partial-C3toC5), measured the same way on both (phantom_contrast.py).
 
 The real range is the spread over the whole mask and its superior / middle / inferior
 thirds, widened by 10% on each side (one healthy scan cannot span every scanner).
-Background: the real scan's air is nearly noise-free (bg/cord about 0.002); a phantom's
-must stay below 0.006 (Rician noise of a few tenths of a percent of the cord's level).
+Background: the real scan's air is nearly noise-free (the darkest 10% are all 0; over the
+darkest 20% bg/cord is 0.0016); a phantom's must stay below 0.006 (Rician noise of a few
+tenths of a percent of the cord's level).
 Usage: test_phantom_contrast.py CORDSCOPE_CLI
 """
 import os, subprocess, sys, tempfile
