@@ -21,13 +21,33 @@ G_DEFINE_FINAL_TYPE (CsApplication, cs_application, ADW_TYPE_APPLICATION)
 static const struct
 {
   const char *action;
-  const char *accels[3];
+  const char *accels[4];
 } cs_accels[] = {
   { "app.quit", { "<Control>q", NULL } },
   { "app.shortcuts", { "<Control>question", NULL } },
   { "window.close", { "<Control>w", NULL } },
   { "win.open-file", { "<Control>o", NULL } },
   { "win.open-folder", { "<Control><Shift>o", NULL } },
+  { "win.open-sample", { "<Control><Alt>o", NULL } },
+  { "win.detect", { "<Control>d", NULL } },
+  { "win.cancel-detection", { "Escape", NULL } },
+  { "win.next-case", { "Down", "j", NULL } },
+  { "win.previous-case", { "Up", "k", NULL } },
+  { "win.next-slice", { "Page_Down", NULL } },
+  { "win.previous-slice", { "Page_Up", NULL } },
+  { "win.toggle-overlay", { "space", NULL } },
+  { "win.overlay-anomaly", { "1", NULL } },
+  { "win.overlay-eu", { "2", NULL } },
+  { "win.overlay-au", { "3", NULL } },
+  { "win.overlay-mean", { "4", NULL } },
+  { "win.overlay-cord", { "5", NULL } },
+  { "win.overlay-discs", { "6", NULL } },
+  { "win.overlay-lesion", { "7", NULL } },
+  { "win.zoom-in", { "<Control>plus", "<Control>equal", NULL } },
+  { "win.zoom-out", { "<Control>minus", NULL } },
+  { "win.zoom-fit", { "<Control>0", NULL } },
+  { "win.auto-window", { "<Control>r", NULL } },
+  { "app.preferences", { "<Control>comma", NULL } },
 };
 
 const char *
@@ -178,10 +198,92 @@ shortcuts_action (GSimpleAction *action,
     gtk_widget_activate_action (GTK_WIDGET (window), "win.show-help-overlay", NULL);
 }
 
+static gboolean
+cs_detector_get_mapping (GValue   *value,
+                         GVariant *variant,
+                         gpointer  user_data)
+{
+  g_value_set_boolean (value, g_str_equal (g_variant_get_string (variant, NULL), "zscore"));
+  return TRUE;
+}
+
+static GVariant *
+cs_detector_set_mapping (const GValue       *value,
+                         const GVariantType *expected_type,
+                         gpointer            user_data)
+{
+  return g_variant_new_string (g_value_get_boolean (value) ? "zscore" : "auto");
+}
+
+/* A threshold row: the patient score at or above it makes a case suspicious. */
+static GtkWidget *
+threshold_row (GSettings  *settings,
+               const char *key,
+               const char *title,
+               const char *subtitle)
+{
+  GtkWidget *row = adw_action_row_new ();
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), title);
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (row), subtitle);
+  GtkWidget *spin = gtk_spin_button_new_with_range (0.0, 100.0, 0.01);
+  gtk_spin_button_set_digits (GTK_SPIN_BUTTON (spin), 3);
+  gtk_widget_set_valign (spin, GTK_ALIGN_CENTER);
+  g_settings_bind (settings, key, spin, "value", G_SETTINGS_BIND_DEFAULT);
+  adw_action_row_add_suffix (ADW_ACTION_ROW (row), spin);
+  adw_action_row_set_activatable_widget (ADW_ACTION_ROW (row), spin);
+  return row;
+}
+
+static void
+preferences_action (GSimpleAction *action,
+                    GVariant      *parameter,
+                    gpointer       user_data)
+{
+  CsApplication *self = CS_APPLICATION (user_data);
+
+  if (self->settings == NULL)
+    return;
+
+  GtkWidget *window = adw_preferences_window_new ();
+  gtk_window_set_transient_for (GTK_WINDOW (window),
+                                gtk_application_get_active_window (GTK_APPLICATION (self)));
+  gtk_window_set_modal (GTK_WINDOW (window), TRUE);
+  GtkWidget *page = adw_preferences_page_new ();
+  GtkWidget *group = adw_preferences_group_new ();
+  adw_preferences_group_set_title (ADW_PREFERENCES_GROUP (group), _("Detection"));
+
+  GtkWidget *detector = adw_action_row_new ();
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (detector), _("Z-score baseline only"));
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (detector),
+                               _("Skip the U2AD model even when it is installed"));
+  GtkWidget *zscore = gtk_switch_new ();
+  gtk_widget_set_valign (zscore, GTK_ALIGN_CENTER);
+  g_settings_bind_with_mapping (self->settings, "detector", zscore, "active",
+                                G_SETTINGS_BIND_DEFAULT, cs_detector_get_mapping,
+                                cs_detector_set_mapping, NULL, NULL);
+  adw_action_row_add_suffix (ADW_ACTION_ROW (detector), zscore);
+  adw_action_row_set_activatable_widget (ADW_ACTION_ROW (detector), zscore);
+  adw_preferences_group_add (ADW_PREFERENCES_GROUP (group), detector);
+
+  adw_preferences_group_add (ADW_PREFERENCES_GROUP (group),
+                             threshold_row (self->settings, "threshold-u2ad",
+                                            _("U2AD threshold"),
+                                            _("Patient and segment scores at or above it are "
+                                              "suspicious")));
+  adw_preferences_group_add (ADW_PREFERENCES_GROUP (group),
+                             threshold_row (self->settings, "threshold-zscore",
+                                            _("Z-score threshold"),
+                                            _("The same for the z-score baseline")));
+  adw_preferences_page_add (ADW_PREFERENCES_PAGE (page), ADW_PREFERENCES_GROUP (group));
+  adw_preferences_window_add (ADW_PREFERENCES_WINDOW (window), ADW_PREFERENCES_PAGE (page));
+  gtk_window_present (GTK_WINDOW (window));
+}
+
 static const GActionEntry cs_application_actions[] = {
   { .name = "quit", .activate = quit_action },
   { .name = "about", .activate = about_action },
   { .name = "shortcuts", .activate = shortcuts_action },
+  { .name = "preferences", .activate = preferences_action },
 };
 
 static void

@@ -3,7 +3,7 @@
 
 #include <glib/gi18n.h>
 
-#include "io/cs-case.h"
+#include "io/cs-labels.h"
 #include "cs-case-loader.h"
 
 void
@@ -13,9 +13,90 @@ cs_loaded_case_free (CsLoadedCase *loaded)
     return;
   g_free (loaded->name);
   g_free (loaded->image_path);
+  g_clear_pointer (&loaded->cases, g_ptr_array_unref);
   g_clear_pointer (&loaded->volume, cs_volume_free);
+  g_clear_pointer (&loaded->seg, cs_volume_free);
+  g_clear_pointer (&loaded->lesion, cs_volume_free);
+  g_clear_pointer (&loaded->discs, g_array_unref);
   g_clear_pointer (&loaded->sagittal, cs_sagittal_free);
   g_free (loaded);
+}
+
+gboolean
+cs_case_is_labelled (const CsCase *c)
+{
+  return c->lesion_path != NULL || c->truth_path != NULL || c->sidecar_path != NULL;
+}
+
+/* A label volume that cannot be read, or lies on another grid, costs that layer only. */
+static CsVolume *
+load_label_volume (const char     *path,
+                   const CsVolume *image)
+{
+  g_autoptr(GError) error = NULL;
+  if (path == NULL)
+    return NULL;
+  g_autoptr(CsVolume) labels = cs_volume_load (path, &error);
+  if (labels == NULL)
+    {
+      g_warning ("Ignoring %s: %s", path, error->message);
+      return NULL;
+    }
+  for (int i = 0; i < 3; i++)
+    if (labels->dim[i] != image->dim[i])
+      {
+        g_warning ("Ignoring %s: its grid is not the image's", path);
+        return NULL;
+      }
+  return g_steal_pointer (&labels);
+}
+
+static CsLoadedCase *
+cs_case_loader_load_case (GPtrArray     *cases,
+                          guint          index,
+                          GCancellable  *cancellable,
+                          GError       **error)
+{
+  const CsCase *c = g_ptr_array_index (cases, index);
+  g_autoptr(CsVolume) volume = cs_volume_load (c->image_path, error);
+  if (volume == NULL)
+    return NULL;
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return NULL;
+
+  g_autoptr(CsVolume) seg = load_label_volume (c->seg_path, volume);
+  g_autoptr(CsVolume) lesion = load_label_volume (c->lesion_path, volume);
+  g_autoptr(GArray) discs = NULL;
+  if (c->discs_path != NULL)
+    {
+      g_autoptr(GError) discs_error = NULL;
+      discs = cs_discs_read (c->discs_path, CS_LABEL_FILE_DISCS, volume, &discs_error);
+      if (discs == NULL)
+        g_warning ("Ignoring the disc labels of %s: %s", c->name, discs_error->message);
+    }
+
+  int slice = cs_case_default_slice (volume, seg);
+  CsSagittal *sagittal = cs_volume_extract_sagittal (volume, slice);
+  if (sagittal == NULL)
+    {
+      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_GEOMETRY,
+                   _("Could not extract sagittal slice %d from “%s”"), slice, c->image_path);
+      return NULL;
+    }
+
+  CsLoadedCase *loaded = g_new0 (CsLoadedCase, 1);
+  loaded->name = g_strdup (c->name);
+  loaded->image_path = g_strdup (c->image_path);
+  loaded->n_cases = cases->len;
+  loaded->cases = g_ptr_array_ref (cases);
+  loaded->index = index;
+  loaded->n_slices = volume->dim[sagittal->sagittal_axis];
+  loaded->sagittal = sagittal;
+  loaded->volume = g_steal_pointer (&volume);
+  loaded->seg = g_steal_pointer (&seg);
+  loaded->lesion = g_steal_pointer (&lesion);
+  loaded->discs = g_steal_pointer (&discs);
+  return loaded;
 }
 
 static CsLoadedCase *
@@ -42,41 +123,22 @@ cs_case_loader_load (GFile         *file,
     }
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return NULL;
+  return cs_case_loader_load_case (cases, 0, cancellable, error);
+}
 
-  const CsCase *first = g_ptr_array_index (cases, 0);
-  g_autoptr(CsVolume) volume = cs_volume_load (first->image_path, error);
-  if (volume == NULL)
-    return NULL;
-  if (g_cancellable_set_error_if_cancelled (cancellable, error))
-    return NULL;
+typedef struct
+{
+  GFile     *file;    /* an open: discover, then the first case */
+  GPtrArray *cases;   /* else case INDEX of these */
+  guint      index;
+} LoadRequest;
 
-  /* A cord mask that cannot be read only costs the better default slice, not the case. */
-  g_autoptr(CsVolume) seg = NULL;
-  if (first->seg_path != NULL)
-    {
-      g_autoptr(GError) seg_error = NULL;
-      seg = cs_volume_load (first->seg_path, &seg_error);
-      if (seg == NULL)
-        g_warning ("Ignoring the cord mask of %s: %s", first->name, seg_error->message);
-    }
-
-  int slice = cs_case_default_slice (volume, seg);
-  CsSagittal *sagittal = cs_volume_extract_sagittal (volume, slice);
-  if (sagittal == NULL)
-    {
-      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_GEOMETRY,
-                   _("Could not extract sagittal slice %d from “%s”"), slice, first->image_path);
-      return NULL;
-    }
-
-  CsLoadedCase *loaded = g_new0 (CsLoadedCase, 1);
-  loaded->name = g_strdup (first->name);
-  loaded->image_path = g_strdup (first->image_path);
-  loaded->n_cases = cases->len;
-  loaded->n_slices = volume->dim[sagittal->sagittal_axis];
-  loaded->sagittal = sagittal;
-  loaded->volume = g_steal_pointer (&volume);
-  return loaded;
+static void
+load_request_free (LoadRequest *request)
+{
+  g_clear_object (&request->file);
+  g_clear_pointer (&request->cases, g_ptr_array_unref);
+  g_free (request);
 }
 
 static void
@@ -85,13 +147,29 @@ cs_case_loader_thread (GTask        *task,
                        gpointer      task_data,
                        GCancellable *cancellable)
 {
+  LoadRequest *request = task_data;
   GError *error = NULL;
-  CsLoadedCase *loaded = cs_case_loader_load (G_FILE (task_data), cancellable, &error);
+  CsLoadedCase *loaded =
+    request->file != NULL
+      ? cs_case_loader_load (request->file, cancellable, &error)
+      : cs_case_loader_load_case (request->cases, request->index, cancellable, &error);
 
   if (loaded == NULL)
     g_task_return_error (task, error);
   else
     g_task_return_pointer (task, loaded, (GDestroyNotify) cs_loaded_case_free);
+}
+
+static void
+cs_case_loader_start (LoadRequest         *request,
+                      GCancellable        *cancellable,
+                      GAsyncReadyCallback  callback,
+                      gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+  g_task_set_source_tag (task, cs_case_loader_load_async);
+  g_task_set_task_data (task, request, (GDestroyNotify) load_request_free);
+  g_task_run_in_thread (task, cs_case_loader_thread);
 }
 
 void
@@ -102,10 +180,24 @@ cs_case_loader_load_async (GFile               *file,
 {
   g_return_if_fail (G_IS_FILE (file));
 
-  g_autoptr(GTask) task = g_task_new (NULL, cancellable, callback, user_data);
-  g_task_set_source_tag (task, cs_case_loader_load_async);
-  g_task_set_task_data (task, g_object_ref (file), g_object_unref);
-  g_task_run_in_thread (task, cs_case_loader_thread);
+  LoadRequest *request = g_new0 (LoadRequest, 1);
+  request->file = g_object_ref (file);
+  cs_case_loader_start (request, cancellable, callback, user_data);
+}
+
+void
+cs_case_loader_load_case_async (GPtrArray           *cases,
+                                guint                index,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data)
+{
+  g_return_if_fail (cases != NULL && index < cases->len);
+
+  LoadRequest *request = g_new0 (LoadRequest, 1);
+  request->cases = g_ptr_array_ref (cases);
+  request->index = index;
+  cs_case_loader_start (request, cancellable, callback, user_data);
 }
 
 CsLoadedCase *

@@ -1,6 +1,7 @@
 /* cs-window-actions.c: the window's actions (win.*), shared by keys, menus and tests. */
 #include "cs-config.h"
 
+#include <string.h>
 #include <glib/gi18n.h>
 
 #include "cs-window-private.h"
@@ -94,10 +95,142 @@ open_sample_action (GSimpleAction *action,
   cs_window_open_sample (CS_WINDOW (user_data));
 }
 
+static void
+detect_action (GSimpleAction *action,
+               GVariant      *parameter,
+               gpointer       user_data)
+{
+  cs_window_detect (CS_WINDOW (user_data));
+}
+
+static void
+cancel_detection_action (GSimpleAction *action,
+                         GVariant      *parameter,
+                         gpointer       user_data)
+{
+  cs_window_cancel_detection (CS_WINDOW (user_data));
+}
+
+static void
+next_case_action (GSimpleAction *action,
+                  GVariant      *parameter,
+                  gpointer       user_data)
+{
+  cs_window_step_case (CS_WINDOW (user_data), 1);
+}
+
+static void
+previous_case_action (GSimpleAction *action,
+                      GVariant      *parameter,
+                      gpointer       user_data)
+{
+  cs_window_step_case (CS_WINDOW (user_data), -1);
+}
+
+static void
+next_slice_action (GSimpleAction *action,
+                   GVariant      *parameter,
+                   gpointer       user_data)
+{
+  cs_window_step_slice (CS_WINDOW (user_data), 1);
+}
+
+static void
+previous_slice_action (GSimpleAction *action,
+                       GVariant      *parameter,
+                       gpointer       user_data)
+{
+  cs_window_step_slice (CS_WINDOW (user_data), -1);
+}
+
+/* Space: the anomaly map on or off, the overlay a reader checks against the image. */
+static void
+toggle_overlay_action (GSimpleAction *action,
+                       GVariant      *parameter,
+                       gpointer       user_data)
+{
+  CsSliceView *view = CS_WINDOW (user_data)->slice_view;
+  cs_slice_view_set_overlay_visible (view, CS_OVERLAY_ANOMALY,
+                                     !cs_slice_view_get_overlay_visible (view, CS_OVERLAY_ANOMALY));
+}
+
+static void
+overlay_change_state (GSimpleAction *action,
+                      GVariant      *state,
+                      gpointer       user_data)
+{
+  CsOverlay overlay;
+  const char *name = g_action_get_name (G_ACTION (action));
+
+  if (cs_overlay_from_id (name + strlen ("overlay-"), &overlay))
+    cs_slice_view_set_overlay_visible (CS_WINDOW (user_data)->slice_view, overlay,
+                                       g_variant_get_boolean (state));
+  g_simple_action_set_state (action, state);
+}
+
+static void
+zoom_by (CsWindow *self,
+         double    factor)
+{
+  GtkWidget *view = GTK_WIDGET (self->slice_view);
+  cs_slice_view_zoom_at (self->slice_view, factor, gtk_widget_get_width (view) / 2.0,
+                         gtk_widget_get_height (view) / 2.0);
+}
+
+static void
+zoom_in_action (GSimpleAction *action,
+                GVariant      *parameter,
+                gpointer       user_data)
+{
+  zoom_by (CS_WINDOW (user_data), 1.25);
+}
+
+static void
+zoom_out_action (GSimpleAction *action,
+                 GVariant      *parameter,
+                 gpointer       user_data)
+{
+  zoom_by (CS_WINDOW (user_data), 0.8);
+}
+
+static void
+zoom_fit_action (GSimpleAction *action,
+                 GVariant      *parameter,
+                 gpointer       user_data)
+{
+  cs_slice_view_zoom_fit (CS_WINDOW (user_data)->slice_view);
+}
+
+static void
+auto_window_action (GSimpleAction *action,
+                    GVariant      *parameter,
+                    gpointer       user_data)
+{
+  cs_slice_view_reset_window (CS_WINDOW (user_data)->slice_view);
+}
+
 static const GActionEntry cs_window_actions[] = {
   { .name = "open-file", .activate = open_file_action },
   { .name = "open-folder", .activate = open_folder_action },
   { .name = "open-sample", .activate = open_sample_action },
+  { .name = "detect", .activate = detect_action },
+  { .name = "cancel-detection", .activate = cancel_detection_action },
+  { .name = "next-case", .activate = next_case_action },
+  { .name = "previous-case", .activate = previous_case_action },
+  { .name = "next-slice", .activate = next_slice_action },
+  { .name = "previous-slice", .activate = previous_slice_action },
+  { .name = "toggle-overlay", .activate = toggle_overlay_action },
+  { .name = "zoom-in", .activate = zoom_in_action },
+  { .name = "zoom-out", .activate = zoom_out_action },
+  { .name = "zoom-fit", .activate = zoom_fit_action },
+  { .name = "auto-window", .activate = auto_window_action },
+  { .name = "overlay-anomaly", .state = "true", .change_state = overlay_change_state },
+  { .name = "overlay-eu", .state = "false", .change_state = overlay_change_state },
+  { .name = "overlay-au", .state = "false", .change_state = overlay_change_state },
+  { .name = "overlay-mean", .state = "false", .change_state = overlay_change_state },
+  { .name = "overlay-cord", .state = "true", .change_state = overlay_change_state },
+  { .name = "overlay-discs", .state = "true", .change_state = overlay_change_state },
+  { .name = "overlay-lesion", .state = "true", .change_state = overlay_change_state },
 };
 
 /* Accelerators are the application's (cs-application.c), so one table lists them all. */

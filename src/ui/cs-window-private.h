@@ -1,11 +1,43 @@
 /* cs-window-private.h: CsWindow's instance, shared by cs-window*.c and the UI tests. */
 #pragma once
 
+#include "engine/cs-pipeline.h"
+#include "engine/cs-worker.h"
 #include "cs-case-loader.h"
+#include "cs-curve-view.h"
 #include "cs-slice-view.h"
 #include "cs-window.h"
 
 G_BEGIN_DECLS
+
+typedef enum
+{
+  CS_CASE_NOT_RUN,
+  CS_CASE_QUEUED,
+  CS_CASE_RUNNING,
+  CS_CASE_NORMAL,
+  CS_CASE_SUSPICIOUS,
+  CS_CASE_FAILED,
+} CsCaseState;
+
+/* What the window keeps of one case between visits: the detection and its layers. */
+typedef struct
+{
+  gboolean     running;
+  guint        job_id;
+  CsDetection *detection;     /* NULL until a detection finished */
+  char        *error;         /* why the last detection failed, or NULL */
+  CsSagittal  *layers[4];     /* anomaly, EU, AU, mean on the display grid, made once */
+} CsCaseResult;
+
+/* The model the worker loads once, shared by detection jobs (used in the worker thread). */
+typedef struct
+{
+  GMutex           lock;
+  gboolean         tried;
+  CsPipelineModel *model;
+  char            *reason;    /* why there is no model, or NULL */
+} CsModelSlot;
 
 struct _CsWindow
 {
@@ -22,16 +54,60 @@ struct _CsWindow
   GtkSpinner           *loading_spinner;
   AdwStatusPage        *error_page;
   CsSliceView          *slice_view;
+  CsCurveView          *curve_view;
+  GtkWidget            *worklist_box;
+  GtkListBox           *worklist;
+  GtkRevealer          *progress_revealer;
+  GtkProgressBar       *progress_bar;
+  GtkLabel             *progress_label;
+  GtkLabel             *verdict_label;
+  GtkLabel             *score_label;
+  GtkLabel             *detector_label;
+  GtkGrid              *segment_grid;
+  GtkLabel             *detection_error_label;
+  GtkGrid              *overlay_grid;
 
   CsWindowState         state;
   GCancellable         *load_cancellable; /* the load in flight, replaced by a newer open */
   guint                 loading_page_timeout;
+  gboolean              keep_view;        /* the load in flight keeps window/level and zoom */
   CsLoadedCase         *loaded;           /* the case on screen; its slice is the view's */
+  int                   slice;            /* the sagittal slice on screen */
   GtkFileChooserNative *file_chooser;
+
+  GPtrArray            *cases;            /* the worklist's cases (CsCase*), or NULL */
+  GHashTable           *results;          /* image path -> CsCaseResult* */
+  gboolean              selecting;        /* the worklist selection is being set by code */
+
+  CsWorker             *worker;
+  CsModelSlot          *model_slot;
+  guint                 running_job;      /* the detection the progress bar shows, 0: none */
+
+  GtkLabel             *segment_names[CS_PIPELINE_N_SEGMENTS];
+  GtkLevelBar          *segment_bars[CS_PIPELINE_N_SEGMENTS];
+  GtkLabel             *segment_calls[CS_PIPELINE_N_SEGMENTS];
+  GtkRange             *opacity_scales[CS_N_OVERLAYS];
+  GtkRange             *threshold_scales[CS_N_OVERLAYS];
 };
 
-void cs_window_add_actions     (CsWindow *self);
-void cs_window_remember_folder (CsWindow *self,
-                                GFile    *file);
+void          cs_window_add_actions         (CsWindow   *self);
+void          cs_window_remember_folder     (CsWindow   *self,
+                                             GFile      *file);
+/* Detection of the case on screen in the engine worker; returns the job id, 0 if none. */
+guint         cs_window_detect              (CsWindow   *self);
+void          cs_window_cancel_detection    (CsWindow   *self);
+/* Moves DELTA cases along the worklist (keeping window/level, zoom, overlays). */
+void          cs_window_step_case           (CsWindow   *self,
+                                             int         delta);
+void          cs_window_step_slice          (CsWindow   *self,
+                                             int         delta);
+CsCaseState   cs_window_get_case_state      (CsWindow   *self,
+                                             guint       index);
+/* The threshold the verdict uses for DETECTOR's patient and segment scores. */
+double        cs_window_get_threshold       (CsWindow   *self,
+                                             CsDetectorKind detector);
+/* The detection of the case on screen, or NULL. */
+const CsDetection *cs_window_get_detection  (CsWindow   *self);
+void          cs_window_overlays_to_settings (CsWindow  *self);
 
 G_END_DECLS

@@ -1,0 +1,508 @@
+/* test-viewer.c: the viewer driven through its actions under Xvfb: the bundled sample
+ * folder opens as a worklist; detection runs in the engine worker and its anomaly overlay
+ * is drawn where the truth lesion is; next/previous case keep window/level, zoom and
+ * overlays and reuse cached results; slices step; a queued detection cancels; a failed
+ * detection says why; every window action has an accelerator listed in the shortcuts
+ * window. */
+#include "cs-config.h"
+
+#include <adwaita.h>
+#include <math.h>
+#include <glib/gstdio.h>
+
+#include <nifti1.h>
+
+#include "io/cs-paths.h"
+#include "cs-application.h"
+#include "cs-window-private.h"
+
+static CsApplication *app;
+
+static void
+iterate_for (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+  while (g_get_monotonic_time () < end)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (1000);
+}
+
+static CsWindow *
+open_window (const char *path)
+{
+  g_autoptr(GFile) file = g_file_new_for_path (path);
+  g_application_open (G_APPLICATION (app), &file, 1, "");
+  CsWindow *window = CS_WINDOW (gtk_application_get_windows (GTK_APPLICATION (app))->data);
+  gtk_window_set_default_size (GTK_WINDOW (window), 1280, 800);
+  return window;
+}
+
+static void
+wait_for_load (CsWindow *window)
+{
+  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  iterate_for (20);
+  while ((cs_window_get_state (window) == CS_WINDOW_STATE_LOADING
+          || window->load_cancellable != NULL)
+         && g_get_monotonic_time () < deadline)
+    iterate_for (5);
+  g_assert_cmpint (cs_window_get_state (window), ==, CS_WINDOW_STATE_SHOWING);
+  /* A few frames, so that the allocation is final and the views have been drawn. */
+  iterate_for (300);
+}
+
+static void
+wait_for_detection (CsWindow *window)
+{
+  gint64 deadline = g_get_monotonic_time () + 300 * G_USEC_PER_SEC;
+  iterate_for (20);
+  while (cs_worker_get_n_jobs (window->worker) > 0 && g_get_monotonic_time () < deadline)
+    iterate_for (10);
+  g_assert_cmpuint (cs_worker_get_n_jobs (window->worker), ==, 0);
+  iterate_for (200);
+}
+
+static void
+close_all_windows (void)
+{
+  GList *windows;
+  while ((windows = gtk_application_get_windows (GTK_APPLICATION (app))) != NULL)
+    gtk_window_destroy (GTK_WINDOW (windows->data));
+  iterate_for (50);
+}
+
+static void
+activate (CsWindow *window, const char *action)
+{
+  g_assert_true (g_action_group_has_action (G_ACTION_GROUP (window), action));
+  g_action_group_activate_action (G_ACTION_GROUP (window), action, NULL);
+}
+
+static void
+set_overlay (CsWindow *window, CsOverlay overlay, gboolean visible)
+{
+  g_autofree char *name = g_strdup_printf ("overlay-%s", cs_overlay_get_id (overlay));
+  g_action_group_change_action_state (G_ACTION_GROUP (window), name,
+                                      g_variant_new_boolean (visible));
+  g_assert_cmpint (cs_slice_view_get_overlay_visible (window->slice_view, overlay), ==, visible);
+}
+
+/* The slice view rendered by the window's renderer, BGRA bytes. */
+typedef struct
+{
+  int width, height;
+  gsize stride;
+  guint8 *bgra;
+} Pixels;
+
+static void
+pixels_free (Pixels *p)
+{
+  g_free (p->bgra);
+  g_free (p);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Pixels, pixels_free)
+
+static Pixels *
+render_widget (GtkWidget *widget)
+{
+  int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
+  g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new (widget);
+  GtkSnapshot *snapshot = gtk_snapshot_new ();
+  gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), w, h);
+  g_autoptr(GskRenderNode) node = gtk_snapshot_free_to_node (snapshot);
+  g_assert_nonnull (node);
+  GskRenderer *renderer = gtk_native_get_renderer (gtk_widget_get_native (widget));
+  g_autoptr(GdkTexture) texture =
+    gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, w, h));
+  Pixels *p = g_new0 (Pixels, 1);
+  p->width = gdk_texture_get_width (texture);
+  p->height = gdk_texture_get_height (texture);
+  p->stride = (gsize) p->width * 4;
+  p->bgra = g_malloc (p->stride * p->height);
+  gdk_texture_download (texture, p->bgra, p->stride);
+  return p;
+}
+
+/* Hot colours are red-dominant: a grey image pixel has R = G = B. */
+static gboolean
+is_hot (const Pixels *p, int x, int y)
+{
+  const guint8 *px = p->bgra + (gsize) y * p->stride + (gsize) x * 4;
+  return px[2] - px[0] > 60 && px[2] >= px[1];
+}
+
+typedef struct
+{
+  int hot_in_lesion, n_lesion, hot_in_cord, n_cord;
+} HotCounts;
+
+/* Counts hot screen pixels over the truth lesion and over the rest of the cord (both
+ * read here from the case's own files, on the slice the view shows). */
+static HotCounts
+count_hot (CsWindow *window, const Pixels *p)
+{
+  const CsSagittal *view = cs_slice_view_get_sagittal (window->slice_view);
+  g_autoptr(GError) error = NULL;
+  HotCounts c = { 0 };
+  const CsCase *kase = g_ptr_array_index (window->cases, window->loaded->index);
+  g_autoptr(CsVolume) lesion = cs_volume_load (kase->lesion_path, &error);
+  g_assert_no_error (error);
+  g_autoptr(CsVolume) seg = cs_volume_load (kase->seg_path, &error);
+  g_assert_no_error (error);
+  g_autoptr(CsSagittal) lesion_s = cs_volume_extract_sagittal (lesion, view->slice);
+  g_autoptr(CsSagittal) seg_s = cs_volume_extract_sagittal (seg, view->slice);
+  graphene_rect_t r;
+  g_assert_true (cs_slice_view_get_image_rect (window->slice_view, &r));
+
+  for (int y = (int) ceil (r.origin.y); y < (int) (r.origin.y + r.size.height); y++)
+    for (int x = (int) ceil (r.origin.x); x < (int) (r.origin.x + r.size.width); x++)
+      {
+        int col = (int) ((x + 0.5 - r.origin.x) / r.size.width * view->width);
+        int row = (int) ((y + 0.5 - r.origin.y) / r.size.height * view->height);
+        if (col < 0 || row < 0 || col >= view->width || row >= view->height)
+          continue;
+        gsize i = (gsize) row * view->width + col;
+        gboolean hot = is_hot (p, x, y);
+        if (lesion_s->data[i] > 0.5f)
+          c.n_lesion++, c.hot_in_lesion += hot;
+        else if (seg_s->data[i] > 0.5f)
+          c.n_cord++, c.hot_in_cord += hot;
+      }
+  return c;
+}
+
+static char *
+sample_folder (void)
+{
+  char *samples = cs_data_find ("samples");
+  if (samples == NULL)
+    g_test_skip ("the bundled sample folder is not built");
+  return samples;
+}
+
+static void
+test_sample_detect_overlay_on_lesion (void)
+{
+  g_autofree char *samples = sample_folder ();
+  if (samples == NULL)
+    return;
+  CsWindow *window = open_window (samples);
+  wait_for_load (window);
+
+  /* The folder is a worklist of its three cases; none has been run. */
+  g_assert_nonnull (window->cases);
+  g_assert_cmpuint (window->cases->len, ==, 3);
+  g_assert_true (gtk_widget_get_visible (window->worklist_box));
+  g_assert_cmpstr (cs_window_get_case_name (window), ==, "phantom-0000");
+  g_assert_cmpint (cs_window_get_case_state (window, 0), ==, CS_CASE_NOT_RUN);
+  g_assert_null (cs_window_get_detection (window));
+  g_assert_false (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_ANOMALY));
+  g_assert_true (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_CORD));
+  g_assert_true (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_DISCS));
+
+  activate (window, "detect");
+  /* Running or finished already: never "not run" once asked. */
+  g_assert_cmpint (cs_window_get_case_state (window, 0), !=, CS_CASE_NOT_RUN);
+  wait_for_detection (window);
+
+  const CsDetection *det = cs_window_get_detection (window);
+  g_assert_nonnull (det);
+  /* The progress bar goes once nothing runs. */
+  g_assert_false (gtk_revealer_get_reveal_child (window->progress_revealer));
+  double threshold = cs_window_get_threshold (window, det->detector);
+  g_assert_cmpint (cs_window_get_case_state (window, 0), ==,
+                   det->patient_score >= threshold ? CS_CASE_SUSPICIOUS : CS_CASE_NORMAL);
+  g_assert_cmpint (det->slice_index, ==, cs_slice_view_get_sagittal (window->slice_view)->slice);
+  g_assert_true (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_ANOMALY));
+  /* The verdict on the panel says the same as the worklist. */
+  g_assert_cmpstr (gtk_label_get_label (window->verdict_label), ==,
+                   det->patient_score >= threshold ? "Suspicious" : "Normal");
+
+  /* Only the anomaly map, fully opaque, every positive value drawn. */
+  for (int i = 0; i < CS_N_OVERLAYS; i++)
+    set_overlay (window, i, i == CS_OVERLAY_ANOMALY);
+  cs_slice_view_set_overlay_opacity (window->slice_view, CS_OVERLAY_ANOMALY, 1.0);
+  cs_slice_view_set_overlay_threshold (window->slice_view, CS_OVERLAY_ANOMALY, 0.0);
+  iterate_for (200);
+
+  g_autoptr(Pixels) on = render_widget (GTK_WIDGET (window->slice_view));
+  HotCounts c = count_hot (window, on);
+  double in_lesion = (double) c.hot_in_lesion / MAX (c.n_lesion, 1);
+  double in_cord = (double) c.hot_in_cord / MAX (c.n_cord, 1);
+  g_test_message ("hot pixels: %d of %d over the lesion (%.2f), %d of %d over the rest of the "
+                  "cord (%.2f)", c.hot_in_lesion, c.n_lesion, in_lesion, c.hot_in_cord, c.n_cord,
+                  in_cord);
+  g_assert_cmpint (c.n_lesion, >, 20);
+  g_assert_cmpfloat (in_lesion, >, 0.25);
+  g_assert_cmpfloat (in_lesion, >, 2 * in_cord);
+
+  /* Space (win.toggle-overlay) hides it: not one hot pixel is left. */
+  activate (window, "toggle-overlay");
+  g_assert_false (cs_slice_view_get_overlay_visible (window->slice_view, CS_OVERLAY_ANOMALY));
+  iterate_for (100);
+  g_autoptr(Pixels) off = render_widget (GTK_WIDGET (window->slice_view));
+  HotCounts c_off = count_hot (window, off);
+  g_assert_cmpint (c_off.hot_in_lesion + c_off.hot_in_cord, ==, 0);
+  activate (window, "toggle-overlay");
+  g_assert_true (cs_slice_view_get_overlay_visible (window->slice_view, CS_OVERLAY_ANOMALY));
+
+  /* The curve shares the slice's rows: the hovered row is marked on the slice. */
+  graphene_rect_t r;
+  g_assert_true (cs_slice_view_get_image_rect (window->slice_view, &r));
+  cs_curve_view_hover (window->curve_view, r.origin.y + r.size.height / 2);
+  double row = cs_slice_view_y_to_row (window->slice_view, r.origin.y + r.size.height / 2);
+  g_assert_cmpfloat (fabs (row - cs_slice_view_get_sagittal (window->slice_view)->height / 2.0),
+                     <=, 1.0);
+  cs_curve_view_hover (window->curve_view, -1);
+
+  close_all_windows ();
+}
+
+static void
+test_next_case_keeps_view_and_results (void)
+{
+  g_autofree char *samples = sample_folder ();
+  if (samples == NULL)
+    return;
+  CsWindow *window = open_window (samples);
+  wait_for_load (window);
+
+  activate (window, "detect");
+  wait_for_detection (window);
+  const CsDetection *first = cs_window_get_detection (window);
+  g_assert_nonnull (first);
+
+  /* A reader's own window/level, zoom and overlays. */
+  cs_slice_view_set_window (window->slice_view, 123.0, 456.0);
+  cs_slice_view_zoom_at (window->slice_view, 2.0, 300, 300);
+  set_overlay (window, CS_OVERLAY_EU, TRUE);
+  set_overlay (window, CS_OVERLAY_CORD, FALSE);
+  cs_slice_view_set_overlay_opacity (window->slice_view, CS_OVERLAY_ANOMALY, 0.35);
+
+  activate (window, "next-case");
+  wait_for_load (window);
+  g_assert_cmpstr (cs_window_get_case_name (window), ==, "phantom-0001");
+  g_assert_cmpint (cs_window_get_case_state (window, 1), ==, CS_CASE_NOT_RUN);
+  double low, high;
+  cs_slice_view_get_window (window->slice_view, &low, &high);
+  g_assert_cmpfloat (low, ==, 123.0);
+  g_assert_cmpfloat (high, ==, 456.0);
+  g_assert_cmpfloat (cs_slice_view_get_zoom (window->slice_view), ==, 2.0);
+  g_assert_true (cs_slice_view_get_overlay_visible (window->slice_view, CS_OVERLAY_EU));
+  g_assert_false (cs_slice_view_get_overlay_visible (window->slice_view, CS_OVERLAY_CORD));
+  g_assert_cmpfloat (cs_slice_view_get_overlay_opacity (window->slice_view, CS_OVERLAY_ANOMALY),
+                     ==, 0.35);
+  /* Not run here: no maps of the previous case linger. */
+  g_assert_false (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_ANOMALY));
+
+  /* Back: the first case's result is the same object, not recomputed. */
+  activate (window, "previous-case");
+  wait_for_load (window);
+  g_assert_cmpstr (cs_window_get_case_name (window), ==, "phantom-0000");
+  g_assert_true (cs_window_get_detection (window) == first);
+  g_assert_cmpuint (cs_worker_get_n_jobs (window->worker), ==, 0);
+  g_assert_true (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_ANOMALY));
+
+  /* At the top, "previous" stays; the automatic window is the percentile one again. */
+  activate (window, "previous-case");
+  iterate_for (100);
+  g_assert_null (window->load_cancellable);
+  activate (window, "auto-window");
+  cs_slice_view_get_window (window->slice_view, &low, &high);
+  g_assert_cmpfloat (low, !=, 123.0);
+  g_assert_cmpfloat (high, >, low);
+  activate (window, "zoom-fit");
+  g_assert_cmpfloat (cs_slice_view_get_zoom (window->slice_view), ==, 1.0);
+
+  /* The settings keep the overlays for the next session. */
+  GSettings *settings = cs_application_get_settings (app);
+  g_autoptr(GVariant) saved = g_settings_get_value (settings, "overlays");
+  gboolean visible;
+  double opacity, threshold;
+  g_assert_true (g_variant_lookup (saved, "eu", "(bdd)", &visible, &opacity, &threshold));
+  g_assert_true (visible);
+  g_assert_true (g_variant_lookup (saved, "anomaly", "(bdd)", &visible, &opacity, &threshold));
+  g_assert_cmpfloat (opacity, ==, 0.35);
+
+  set_overlay (window, CS_OVERLAY_EU, FALSE);
+  set_overlay (window, CS_OVERLAY_CORD, TRUE);
+  close_all_windows ();
+}
+
+static void
+test_slice_stepping (void)
+{
+  g_autofree char *samples = sample_folder ();
+  if (samples == NULL)
+    return;
+  CsWindow *window = open_window (samples);
+  wait_for_load (window);
+  activate (window, "detect");
+  wait_for_detection (window);
+
+  int analysed = cs_window_get_detection (window)->slice_index;
+  double low, high;
+  cs_slice_view_get_window (window->slice_view, &low, &high);
+  activate (window, "next-slice");
+  g_assert_cmpint (cs_slice_view_get_sagittal (window->slice_view)->slice, ==, analysed + 1);
+  /* The maps belong to the analysed slice only; the window/level stays. */
+  g_assert_false (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_ANOMALY));
+  double low2, high2;
+  cs_slice_view_get_window (window->slice_view, &low2, &high2);
+  g_assert_cmpfloat (low2, ==, low);
+  g_assert_cmpfloat (high2, ==, high);
+  /* The wheel asks for slices through the same path. */
+  g_signal_emit_by_name (window->slice_view, "step-slice", -1);
+  g_assert_cmpint (cs_slice_view_get_sagittal (window->slice_view)->slice, ==, analysed);
+  g_assert_true (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_ANOMALY));
+  for (int i = 0; i < 100; i++)
+    activate (window, "previous-slice");
+  g_assert_cmpint (cs_slice_view_get_sagittal (window->slice_view)->slice, ==, 0);
+
+  close_all_windows ();
+}
+
+/* A job that holds the worker until told to stop, so a detection queues behind it. */
+static gpointer
+blocking_job (CsWorkerJob *job, gpointer data, GCancellable *cancellable, GError **error)
+{
+  volatile gint *release = data;
+  while (!g_atomic_int_get (release) && !g_cancellable_is_cancelled (cancellable))
+    g_usleep (1000);
+  return g_strdup ("done");
+}
+
+static void
+test_queued_detection_cancels (void)
+{
+  g_autofree char *samples = sample_folder ();
+  if (samples == NULL)
+    return;
+  CsWindow *window = open_window (samples);
+  wait_for_load (window);
+
+  static volatile gint release = 0;
+  guint blocker = cs_worker_submit (window->worker, "block", blocking_job, (gpointer) &release,
+                                    NULL, g_free, NULL, NULL);
+  g_assert_cmpuint (blocker, >, 0);
+  guint job = cs_window_detect (window);
+  g_assert_cmpuint (job, >, 0);
+  iterate_for (50);
+  g_assert_cmpint (cs_window_get_case_state (window, 0), ==, CS_CASE_QUEUED);
+  g_assert_true (gtk_revealer_get_reveal_child (window->progress_revealer));
+
+  activate (window, "cancel-detection");
+  iterate_for (100);
+  g_assert_cmpint (cs_window_get_case_state (window, 0), ==, CS_CASE_NOT_RUN);
+  g_assert_null (cs_window_get_detection (window));
+  /* A cancel is not a failure: no error is shown. */
+  g_assert_false (gtk_widget_get_visible (GTK_WIDGET (window->detection_error_label)));
+
+  g_atomic_int_set (&release, 1);
+  wait_for_detection (window);
+  close_all_windows ();
+}
+
+static void
+test_failed_detection_says_why (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *folder = g_dir_make_tmp ("cordscope-viewer-XXXXXX", &error);
+  g_assert_no_error (error);
+  const int dim[3] = { 32, 40, 6 };
+  const double vox2mm[4][4] = { { 0, 0, 1, 0 }, { -1, 0, 0, 0 }, { 0, 1, 0, 0 }, { 0, 0, 0, 1 } };
+  g_autoptr(CsVolume) vol = cs_volume_new (dim, vox2mm);
+  for (gsize i = 0; i < cs_volume_n_voxels (vol); i++)
+    vol->data[i] = (float) (i % 17);
+  g_autofree char *path = g_build_filename (folder, "nocord.nii.gz", NULL);
+  g_assert_true (cs_volume_save (vol, path, DT_INT16, &error));
+  g_assert_no_error (error);
+
+  CsWindow *window = open_window (folder);
+  wait_for_load (window);
+  activate (window, "detect");
+  wait_for_detection (window);
+  /* No cord mask: the detector refuses, and the panel says so with the file's name. */
+  g_assert_cmpint (cs_window_get_case_state (window, 0), ==, CS_CASE_FAILED);
+  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (window->detection_error_label)));
+  const char *text = gtk_label_get_label (window->detection_error_label);
+  g_test_message ("%s", text);
+  g_assert_nonnull (strstr (text, "nocord"));
+  g_assert_cmpstr (gtk_label_get_label (window->verdict_label), ==, "Failed");
+
+  close_all_windows ();
+  g_unlink (path);
+  g_rmdir (folder);
+}
+
+/* Every window action has an accelerator and is in the shortcuts window. */
+static void
+test_actions_have_listed_accelerators (void)
+{
+  CsWindow *window = cs_window_new (app);
+  g_autoptr(GBytes) overlay =
+    g_resources_lookup_data ("/io/github/cordscope/Cordscope/gtk/help-overlay.ui", 0, NULL);
+  g_assert_nonnull (overlay);
+  const char *xml = g_bytes_get_data (overlay, NULL);
+  g_auto(GStrv) actions = g_action_group_list_actions (G_ACTION_GROUP (window));
+  int n = 0;
+
+  for (int i = 0; actions[i] != NULL; i++)
+    {
+      if (g_str_equal (actions[i], "show-help-overlay"))
+        continue;  /* GtkApplicationWindow's own, bound to app.shortcuts' key */
+      g_autofree char *detailed = g_strdup_printf ("win.%s", actions[i]);
+      g_auto(GStrv) accels =
+        gtk_application_get_accels_for_action (GTK_APPLICATION (app), detailed);
+      if (accels[0] == NULL)
+        g_error ("%s has no accelerator", detailed);
+      g_autofree char *listed = g_strdup_printf (">%s<", detailed);
+      if (strstr (xml, listed) == NULL)
+        g_error ("%s is not in the shortcuts window", detailed);
+      n++;
+    }
+  g_assert_cmpint (n, >=, 20);
+  gtk_window_destroy (GTK_WINDOW (window));
+}
+
+int
+main (int argc, char **argv)
+{
+  /* Isolated user folders, but the system's data folders: GTK needs its own schemas. */
+  const char *system_data = g_getenv ("XDG_DATA_DIRS");
+  g_autofree char *system_data_dirs = g_strdup (system_data != NULL && system_data[0] != '\0'
+                                                  ? system_data : "/usr/local/share:/usr/share");
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+  g_setenv ("XDG_DATA_DIRS", system_data_dirs, TRUE);
+
+  if (g_getenv ("DISPLAY") == NULL && g_getenv ("WAYLAND_DISPLAY") == NULL)
+    {
+      g_print ("SKIP: no display (run under xvfb-run)\n");
+      return 77;
+    }
+
+  app = g_object_new (CS_TYPE_APPLICATION,
+                      "application-id", CS_APP_ID,
+                      "flags", G_APPLICATION_HANDLES_OPEN | G_APPLICATION_NON_UNIQUE,
+                      "resource-base-path", "/io/github/cordscope/Cordscope",
+                      NULL);
+  g_autoptr(GError) error = NULL;
+  g_assert_true (g_application_register (G_APPLICATION (app), NULL, &error));
+  g_assert_no_error (error);
+  /* Z-score baseline with its default threshold: the test needs no model. */
+  g_settings_set_string (cs_application_get_settings (app), "detector", "zscore");
+
+  g_test_add_func ("/ui/viewer/actions-have-listed-accelerators",
+                   test_actions_have_listed_accelerators);
+  g_test_add_func ("/ui/viewer/sample-detect-overlay-on-lesion",
+                   test_sample_detect_overlay_on_lesion);
+  g_test_add_func ("/ui/viewer/next-case-keeps-view-and-results",
+                   test_next_case_keeps_view_and_results);
+  g_test_add_func ("/ui/viewer/slice-stepping", test_slice_stepping);
+  g_test_add_func ("/ui/viewer/queued-detection-cancels", test_queued_detection_cancels);
+  g_test_add_func ("/ui/viewer/failed-detection-says-why", test_failed_detection_says_why);
+  int status = g_test_run ();
+  g_clear_object (&app);
+  return status;
+}
