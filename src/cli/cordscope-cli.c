@@ -13,6 +13,7 @@ static const CsCliCommand commands[] = {
   { "detect", "Detect T2 hyperintensity per case and segment (U2AD or z-score)", cs_cli_detect },
   { "adapt", "Adapt a U2AD model to a clinical set (EU/AU-guided masking)", cs_cli_adapt },
   { "evaluate", "Cross-validated patient and segment metrics of a detector", cs_cli_evaluate },
+  { "export", "Annotations as dataset CSV/JSON and SCT disc labels; CSV import", cs_cli_export },
 };
 
 int

@@ -19,6 +19,7 @@ int cs_cli_pretrain (int argc, char **argv);
 int cs_cli_detect   (int argc, char **argv);
 int cs_cli_adapt    (int argc, char **argv);
 int cs_cli_evaluate (int argc, char **argv);
+int cs_cli_export   (int argc, char **argv);
 
 /* Prints "cordscope-cli NAME: MESSAGE" to stderr and returns 1, for error exits. */
 int cs_cli_fail (const char *command, const char *format, ...) G_GNUC_PRINTF (2, 3);

@@ -18,10 +18,14 @@ trap 'rm -rf "$work"' EXIT
 export XDG_DATA_HOME="$work/data"   # recovery files stay in the sandbox
 sidecar="$work/kill.cordscope.json"
 
-check_sidecar() {   # check_sidecar SIDECAR CHILD_OUTPUT
-  "$python" - "$1" "$2" <<'PY'
+# check_sidecar SIDECAR CHILD_OUTPUT LAST_STATE_FILE: LAST_STATE_FILE carries the state
+# found on disk after the previous kill (for a run killed before it printed anything, and
+# to check that a restart reads exactly what was on disk).
+check_sidecar() {
+  "$python" - "$1" "$2" "$3" <<'PY'
 import json, os, sys
-path, log = sys.argv[1], sys.argv[2]
+path, log, last_file = sys.argv[1], sys.argv[2], sys.argv[3]
+last = open(last_file, encoding='utf-8').read() if os.path.exists(last_file) else None
 with open(log, encoding='utf-8') as f:
     text = f.read()
 lines = text.split('\n')[:-1]          # a line cut by the kill has no newline: dropped
@@ -33,7 +37,11 @@ for line in lines:
     elif kind == 'PENDING':
         pending_after = rest.split(' ', 1)[1]
     elif kind == 'START' and saved is None:
+        if last is not None and rest != last:
+            sys.exit('the restart read\n  %s\nbut the file held\n  %s' % (rest, last))
         saved = rest
+if saved is None:
+    saved = last                       # killed before it printed anything
 def state(doc):
     codes = {'unset': '-', 'normal': 'N', 'hyperintense': 'H', 'uncertain': 'U'}
     names = ['C2-3', 'C3-4', 'C4-5', 'C5-6', 'C6-7', 'C7-T1']
@@ -67,6 +75,8 @@ if os.path.exists(path + '.bak'):
 if on_disk != saved and on_disk != pending_after:
     sys.exit('%s holds\n  %s\nbut the last save reported\n  %s\n(pending after it: %s)'
              % (path, on_disk, saved, pending_after))
+with open(last_file, 'w', encoding='utf-8') as f:
+    f.write(on_disk)
 PY
 }
 
@@ -86,7 +96,7 @@ for ((run = 1; run <= kills; run++)); do
     echo "run $run: a save failed: $(grep -m1 '^FAILED ' "$out")"
     failures=$((failures + 1))
   fi
-  if ! msg=$(check_sidecar "$sidecar" "$out" 2>&1); then
+  if ! msg=$(check_sidecar "$sidecar" "$out" "$work/last-state" 2>&1); then
     echo "run $run (after $n saves): $msg"
     failures=$((failures + 1))
   fi
