@@ -230,7 +230,8 @@ static CsBackend *
 cuda_backend_load (int n_threads, char **reason)
 {
   typedef CsBackend *(*OpenFunc) (int n_threads, char **reason);
-  const char *dirs[] = { CS_BUILD_ROOT "/src/engine", CS_PKGLIBDIR };
+  const char *dirs[] = { CS_BUILD_ROOT "/src/engine/cuda", CS_PKGLIBDIR };
+  const char *env_module = g_getenv ("CS_CUDA_MODULE"); /* a build moved to a GPU machine */
   OpenFunc open_func = NULL;
   GModule *module = NULL;
   g_autofree char *tried = NULL;
@@ -242,7 +243,8 @@ cuda_backend_load (int n_threads, char **reason)
     }
   for (guint i = 0; i < G_N_ELEMENTS (dirs) && module == NULL; i++)
     {
-      g_autofree char *path = g_build_filename (dirs[i], "libcs-backend-cuda.so", NULL);
+      g_autofree char *path = env_module != NULL && i == 0
+        ? g_strdup (env_module) : g_build_filename (dirs[i], "libcs-backend-cuda.so", NULL);
       if (!g_file_test (path, G_FILE_TEST_EXISTS))
         {
           char *t = g_strdup_printf ("%s%s%s", tried ? tried : "", tried ? ", " : "", path);
@@ -314,6 +316,12 @@ cs_backend_close (CsBackend *be)
 {
   if (be != NULL)
     be->ops->close (be);
+}
+
+char *
+cs_backend_take_error (CsBackend *be)
+{
+  return be->ops->take_error != NULL ? be->ops->take_error (be) : NULL;
 }
 
 const char *

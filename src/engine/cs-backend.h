@@ -7,8 +7,8 @@
  * "writes". Token tensors are "packed": the tokens of all batch items one after the
  * other, item b occupying rows seq_off[b] .. seq_off[b] + seq_len[b] - 1.
  *
- * The CUDA backend (issue 5) is a module, libcs-backend-cuda.so, found in CS_PKGLIBDIR or
- * in the build tree, exporting `CsBackend *cs_backend_cuda_open (int n_threads, char **reason)`.
+ * The CUDA backend (issue 5) is a module, libcs-backend-cuda.so, found at $CS_CUDA_MODULE,
+ * in the build tree (src/engine/cuda) or in CS_PKGLIBDIR, exporting `CsBackend *cs_backend_cuda_open (int n_threads, char **reason)`.
  */
 #pragma once
 
@@ -101,6 +101,11 @@ typedef struct
   /* Adam (torch semantics, bias-corrected, no weight decay); step is 1-based. */
   void (*adam) (CsBackend *be, float *params, const float *grads, float *m, float *v,
                 size_t N, float lr, float beta1, float beta2, float eps, long step);
+
+  /* Device backends (may be NULL on the CPU one): the first error (file, line, what failed,
+   * e.g. out of GPU memory) or NULL; free with g_free. After an error the backend runs no
+   * further op (alloc gives NULL, downloads zeros, sigmoid_loss NaN): close it. */
+  char *(*take_error) (CsBackend *be);
 } CsBackendOps;
 
 struct _CsBackend
@@ -117,6 +122,8 @@ CsBackend *cs_backend_open     (const char *name, int n_threads, char **reason);
 void       cs_backend_close    (CsBackend *be);
 const char *cs_backend_name    (const CsBackend *be);
 gboolean   cs_backend_is_host  (const CsBackend *be); /* buffers are plain host memory */
+/* NULL while the backend works; else why it stopped (see take_error). Free with g_free. */
+char      *cs_backend_take_error (CsBackend *be);
 
 /* The CPU backend, always available. */
 CsBackend *cs_backend_cpu_new  (int n_threads);
