@@ -31,6 +31,9 @@ static const char usage[] =
   "  --seed S            seed of the Monte-Carlo masks (default 0)\n"
   "  --backend B         auto, cpu or cuda (default auto)\n"
   "  --threads T         CPU threads (default: one per processor)\n"
+  "  --abs-residual      u2ad: anomaly = AU = |image - mean| (default: only image\n"
+  "                      brighter than its reconstruction, max(image - mean, 0))\n"
+  "  --score-roi         score the whole ROI (cord + 2 px rim; default: the cord)\n"
   "  --quiet             print nothing on stderr but errors\n";
 
 static gboolean
@@ -69,6 +72,16 @@ cs_cli_detect (int argc, char **argv)
       if (strcmp (arg, "--quiet") == 0)
         {
           quiet = TRUE;
+          continue;
+        }
+      if (strcmp (arg, "--abs-residual") == 0)
+        {
+          options.positive_only = FALSE;
+          continue;
+        }
+      if (strcmp (arg, "--score-roi") == 0)
+        {
+          options.cord_only = FALSE;
           continue;
         }
       if (arg[0] != '-' && data == NULL)

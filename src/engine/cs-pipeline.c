@@ -349,6 +349,8 @@ cs_detect_options_init (CsDetectOptions *options)
   options->seed = 0;
   options->volume_maps = TRUE;
   options->grid_size = CS_SLICE2D_DEFAULT_SIZE;
+  options->positive_only = TRUE;
+  options->cord_only = TRUE;
 }
 
 void
@@ -463,6 +465,8 @@ cs_pipeline_detect_case (const CsCase *cs_case, CsPipelineModel *model,
   d->model_path = u2ad ? g_strdup (model->path) : NULL;
   d->k = u2ad ? options->k : 0;
   d->schedule = options->schedule;
+  d->positive_only = u2ad && options->positive_only;
+  d->cord_only = options->cord_only;
   d->slice_index = slice;
   d->size = size;
   d->slice = g_steal_pointer (&prep.slice);
@@ -494,7 +498,11 @@ cs_pipeline_detect_case (const CsCase *cs_case, CsPipelineModel *model,
           return NULL;
         }
       d->n_passes = stats.n_passes;
-      memcpy (d->anomaly, d->au, HW * sizeof (float));
+      if (options->positive_only)
+        for (gsize i = 0; i < HW; i++)
+          d->anomaly[i] = d->roi[i] ? MAX (image[i] - d->mean[i], 0.0f) : 0.0f;
+      else
+        memcpy (d->anomaly, d->au, HW * sizeof (float));
       d->mse = cs_mse (d->mean, image, d->roi, HW);
       d->psnr = cs_psnr (d->mean, image, d->roi, HW);
       d->ssim = cs_ssim (d->mean, image, size, size, d->roi);
@@ -512,7 +520,19 @@ cs_pipeline_detect_case (const CsCase *cs_case, CsPipelineModel *model,
 
   d->curve = g_new0 (float, size);
   double scores[CS_PIPELINE_N_SEGMENTS];
-  d->patient_score = cs_detection_score (d->anomaly, d->roi, size, size, prep.spans,
+  g_autofree guint8 *cord = NULL;
+  if (options->cord_only)
+    {
+      /* Lesions lie in the cord: the rim of CSF the ROI adds only carries edge errors. */
+      cord = g_new0 (guint8, HW);
+      for (gsize i = 0; i < HW; i++)
+        {
+          cord[i] = d->slice->roi[i] > 0.5f;
+          if (!cord[i])
+            d->anomaly[i] = 0.0f;
+        }
+    }
+  d->patient_score = cs_detection_score (d->anomaly, cord ? cord : d->roi, size, size, prep.spans,
                                          d->have_segments ? CS_PIPELINE_N_SEGMENTS : 0,
                                          d->curve, scores);
   for (int s = 0; s < CS_PIPELINE_N_SEGMENTS; s++)
@@ -597,6 +617,12 @@ cs_detection_to_json (const CsDetection *d)
     json_builder_add_string_value (b, cs_mc_kind_name (d->schedule));
   else
     json_builder_add_null_value (b);
+  /* What the anomaly map is and where it is scored. */
+  json_builder_set_member_name (b, "anomaly");
+  json_builder_add_string_value (b, !u2ad ? "zscore" : d->positive_only ? "positive-residual"
+                                 : "au");
+  json_builder_set_member_name (b, "scored_on");
+  json_builder_add_string_value (b, d->cord_only ? "cord" : "roi");
   json_builder_set_member_name (b, "passes");
   json_builder_add_int_value (b, d->n_passes);
   json_builder_set_member_name (b, "slice");

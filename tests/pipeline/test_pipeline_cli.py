@@ -112,7 +112,7 @@ def main():
                 "--json", out_json, "--maps", maps)
         check(p.returncode == 0 and "zscore" in p.stderr, "detect zscore runs, says its detector")
         d = json.load(open(out_json))
-        keys = {"format", "version", "case", "image", "detector", "backend", "model", "k",
+        keys = {"format", "version", "case", "image", "detector", "backend", "model", "k", "anomaly", "scored_on",
                 "schedule", "passes", "slice", "grid_size", "grid_to_display_rows",
                 "patient_score", "segments", "curve", "reconstruction", "timings"}
         check(keys <= set(d), "detection JSON has every documented key (missing: %s)"
