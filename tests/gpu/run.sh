@@ -1,0 +1,203 @@
+#!/bin/bash
+# tests/gpu/run.sh: the CUDA backend's proof, in one script, on a GPU machine.
+#
+#   tests/gpu/run.sh            (from anywhere; logs in build-gpu-results/, and the summary,
+#                                the full log and the JSON results also in $OUT when set)
+#
+# 1. Build: natively (meson setup build-gpu -Dcuda=enabled) when the machine has meson, nvcc
+#    and the GLib/json-glib/nifti/OpenBLAS development files; else from gpu-pack/, made
+#    beforehand on the build machine by tests/gpu/pack.sh and carried along.
+# 2. Without a usable GPU: checks that the build refuses "cuda" cleanly, prints why it
+#    skips, exits 0.
+# 3. With one: op-by-op CPU vs CUDA parity (tests/engine/test-backend-ops: every op through
+#    the backend memory API, |cuda - cpu| <= atol + rtol |cpu| per element, e.g. GEMM 1e-5 +
+#    1e-5, attention 2e-6 + 1e-5, LayerNorm backward 1e-5 + 1e-4), compute-sanitizer memcheck
+#    and racecheck of it when installed, whole-model parity (tests/gpu/test-cuda-model:
+#    outputs, loss, every gradient, 10 Adam steps; tolerances in its header), detection
+#    scores on the bundled phantoms within 1e-3 (cordscope-cli detect --backend cpu|cuda),
+#    and the benchmark against the PyTorch reference on the same GPU (tests/gpu/gpu-bench.py:
+#    K=10 Monte-Carlo ms per slice, training images/s at batch 10, fraction of fp32 peak).
+# Ends with a summary; exit status non-zero when a parity check fails.
+# CS_GPU_USE_PACK=1 uses gpu-pack/ even where a native build would work.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+BUILD=$ROOT/build-gpu
+RESULTS=$ROOT/build-gpu-results
+TARGETS=(src/engine/cuda/libcs-backend-cuda.so tests/engine/test-backend-ops
+         tests/gpu/test-cuda-backend tests/gpu/test-cuda-model bench/cs-bench-model
+         src/cli/cordscope-cli data/samples/phantom-0000.nii.gz)
+SUMMARY=()
+FAILED=0
+
+mkdir -p "$RESULTS"
+LOG=$RESULTS/gpu-run.log
+: > "$LOG"
+say () { echo "$*" | tee -a "$LOG"; }
+note () { SUMMARY+=("$*"); say "$*"; }
+fail () { FAILED=1; note "FAIL: $*"; }
+# the device tool brings back at most 8 files from $OUT: the summary, the log, the results
+finish () {
+  [ -n "${OUT:-}" ] && [ -d "$OUT" ] || return 0
+  for f in summary.txt gpu-run.log bench.json detect-cpu.json detect-cuda.json; do
+    [ -f "$RESULTS/$f" ] && cp "$RESULTS/$f" "$OUT/"
+  done
+  return 0
+}
+# step NAME SECONDS CMD...: runs CMD with a time limit, output to the log and NAME.log
+step () {
+  local name=$1 limit=$2; shift 2
+  say "== $name: $*"
+  timeout "$limit" "$@" > "$RESULTS/$name.log" 2>&1
+  local rc=$?
+  cat "$RESULTS/$name.log" >> "$LOG"
+  [ $rc -eq 124 ] && say "   (stopped after ${limit}s)"
+  return $rc
+}
+
+# ---------------------------------------------------------------- GPU?
+GPU=""
+if command -v nvidia-smi > /dev/null 2>&1 && nvidia-smi -L > /dev/null 2>&1; then
+  GPU=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)
+fi
+note "machine: $(uname -m), $(nproc) cores; GPU: ${GPU:-none}"
+
+# ---------------------------------------------------------------- build
+LIBPATH=""
+native_ok () {
+  [ -z "${CS_GPU_USE_PACK:-}" ] || return 1 # force the gpu-pack path (to test it)
+  command -v meson > /dev/null && command -v ninja > /dev/null && command -v pkg-config > /dev/null \
+    && { command -v nvcc > /dev/null || [ -x /usr/local/cuda/bin/nvcc ]; } \
+    && pkg-config --exists glib-2.0 gio-2.0 gmodule-2.0 json-glib-1.0 openblas zlib \
+    && [ -e /usr/include/nifti/nifti2_io.h ]
+}
+if native_ok && { [ ! -L "$BUILD" ] || [ ! -d gpu-pack ]; }; then
+  [ -L "$BUILD" ] && rm "$BUILD"
+  if [ ! -f "$BUILD/build.ninja" ]; then
+    step meson-setup 300 meson setup "$BUILD" -Dcuda=enabled -Dui=disabled --buildtype=release \
+      || { fail "meson setup failed (see $RESULTS/meson-setup.log)"; exit 1; }
+  fi
+  step build 900 ninja -C "$BUILD" "${TARGETS[@]}" \
+    || { fail "build failed (see $RESULTS/build.log)"; exit 1; }
+  note "build: native, $BUILD"
+elif [ -d gpu-pack/build-gpu ]; then
+  # the programs have their build root compiled in: put this checkout where they expect it
+  PACK_ROOT=$(cat gpu-pack/source-root)
+  if [ "$PACK_ROOT" != "$ROOT" ]; then
+    if [ -e "$PACK_ROOT" ] && [ "$(cd "$PACK_ROOT" && pwd -P)" != "$(pwd -P)" ]; then
+      fail "gpu-pack was built for $PACK_ROOT, which exists here and is not this checkout"
+      exit 1
+    fi
+    mkdir -p "$(dirname "$PACK_ROOT")" && ln -sfn "$ROOT" "$PACK_ROOT"
+  fi
+  [ -e "$BUILD" ] && [ ! -L "$BUILD" ] && mv "$BUILD" "$BUILD.native-$$"
+  ln -sfn "$ROOT/gpu-pack/build-gpu" "$BUILD"
+  # only the libraries this machine lacks, so its own (newer) ones win
+  LIBS=/tmp/cs-gpu-libs; rm -rf "$LIBS"; mkdir -p "$LIBS"
+  for lib in gpu-pack/lib/*.so*; do
+    ldconfig -p | grep -qE "^[[:space:]]+$(basename "$lib") " || ln -s "$ROOT/$lib" "$LIBS/"
+  done
+  LIBPATH=$LIBS
+  note "build: prebuilt gpu-pack (tests/gpu/pack.sh), libraries added: $(ls "$LIBS" | tr '\n' ' ')"
+else
+  fail "cannot build here (needs meson, nvcc and GLib/json-glib/nifti/OpenBLAS headers) and no" \
+       "gpu-pack/: run tests/gpu/pack.sh on the build machine and carry gpu-pack"
+  exit 1
+fi
+MODULE=$BUILD/src/engine/cuda/libcs-backend-cuda.so
+# cuBLAS: the module's rpath names the build machine's toolkit; else look in the usual places
+if env LD_LIBRARY_PATH="$LIBPATH" ldd "$MODULE" | grep -q "libcublas.*not found"; then
+  NVPKG=$(python3 -c 'import nvidia, os; print(list(nvidia.__path__)[0])' 2>/dev/null)
+  CUBLAS=$(find /usr/local/cuda*/lib64 /usr/local/cuda*/targets/*/lib /usr/lib/x86_64-linux-gnu \
+             ${NVPKG:+"$NVPKG"} -name 'libcublas.so.13' 2>/dev/null | head -1)
+  if [ -n "$CUBLAS" ]; then
+    LIBPATH=$LIBPATH${LIBPATH:+:}$(dirname "$CUBLAS")
+    note "cuBLAS from $(dirname "$CUBLAS")"
+  else
+    note "libcublas.so.13 not found on this machine: the module will not load"
+  fi
+fi
+RUN=(env)
+[ -n "$LIBPATH" ] && RUN=(env "LD_LIBRARY_PATH=$LIBPATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+
+# ---------------------------------------------------------------- no GPU: check and skip
+step backend-open 60 "${RUN[@]}" "$BUILD/tests/gpu/test-cuda-backend"
+rc=$?
+if [ -z "$GPU" ] || [ $rc -ne 77 ]; then
+  if [ $rc -eq 0 ]; then
+    WHY=$(grep "cuda refused" "$RESULTS/backend-open.log" | head -1)
+    if [ -n "$GPU" ]; then
+      fail "a GPU is present ($GPU) but the CUDA backend does not open: $WHY"
+    else
+      note "SKIP: no GPU on this machine; the build is fine and refuses cuda cleanly: $WHY"
+    fi
+  else
+    fail "test-cuda-backend exited $rc (see $RESULTS/backend-open.log)"
+  fi
+  printf '\n==== summary\n'; printf '%s\n' "${SUMMARY[@]}" | tee "$RESULTS/summary.txt"
+  finish
+  exit $FAILED
+fi
+note "CUDA backend opens on $GPU"
+
+# ---------------------------------------------------------------- op parity
+if step op-parity 300 "${RUN[@]}" "$BUILD/tests/engine/test-backend-ops" \
+   && grep -q "^ok .*/engine/backend-ops/cuda$" "$RESULTS/op-parity.log"; then
+  note "op parity (fp32): all ops within tolerance; worst per op (fraction of tolerance):"
+  grep "^# cuda" "$RESULTS/op-parity.log" | sed 's/^# cuda /   /; s/values within tolerance//' \
+    | tee -a "$LOG" > "$RESULTS/op-parity-summary.txt"
+  SUMMARY+=("$(awk '{printf "   %s", $0} END {print ""}' "$RESULTS/op-parity-summary.txt")")
+else
+  fail "op parity (see $RESULTS/op-parity.log): $(grep -m3 -E 'ERROR|not ok|SKIP' "$RESULTS/op-parity.log" | tr '\n' ' ')"
+fi
+if command -v compute-sanitizer > /dev/null 2>&1; then
+  for tool in memcheck racecheck; do
+    if step "sanitizer-$tool" 300 "${RUN[@]}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+         "$BUILD/tests/engine/test-backend-ops" -p /engine/backend-ops/cuda; then
+      note "compute-sanitizer $tool: $(grep -m1 'ERROR SUMMARY\|RACECHECK SUMMARY' "$RESULTS/sanitizer-$tool.log")"
+    else
+      fail "compute-sanitizer $tool (see $RESULTS/sanitizer-$tool.log): $(grep -m1 'SUMMARY' "$RESULTS/sanitizer-$tool.log")"
+    fi
+  done
+fi
+
+# ---------------------------------------------------------------- model parity
+if step model-parity 500 "${RUN[@]}" "$BUILD/tests/gpu/test-cuda-model"; then
+  note "model parity: $(grep -E ': (loss|gradients|after 10)' "$RESULTS/model-parity.log" | tr '\n' ';')"
+else
+  fail "model parity (see $RESULTS/model-parity.log): $(grep -m5 FAIL "$RESULTS/model-parity.log" | tr '\n' ' ')"
+fi
+
+# ---------------------------------------------------------------- detection parity
+CLI=$BUILD/src/cli/cordscope-cli
+if step detect-cpu 300 "${RUN[@]}" "$CLI" detect "$BUILD/data/samples" --backend cpu \
+     --json "$RESULTS/detect-cpu.json" \
+   && step detect-cuda 300 "${RUN[@]}" "$CLI" detect "$BUILD/data/samples" --backend cuda \
+     --json "$RESULTS/detect-cuda.json" \
+   && step detect-compare 60 python3 tests/gpu/compare-detect.py "$RESULTS/detect-cpu.json" \
+     "$RESULTS/detect-cuda.json" --tol 1e-3; then
+  note "$(head -1 "$RESULTS/detect-compare.log")"
+  note "detect timings (s, cpu / cuda): $(python3 -c 'import json,sys
+a,b=(json.load(open(p)) for p in sys.argv[1:])
+a=a if isinstance(a,list) else [a]; b=b if isinstance(b,list) else [b]
+print(", ".join("%s %.3f / %.3f" % (x["case"], x["timings"]["inference_s"], y["timings"]["inference_s"]) for x,y in zip(a,b)))' "$RESULTS/detect-cpu.json" "$RESULTS/detect-cuda.json" 2>&1)"
+else
+  fail "detection parity (see $RESULTS/detect-*.log): $(cat "$RESULTS/detect-compare.log" 2>/dev/null | head -3 | tr '\n' ' ')"
+fi
+
+# ---------------------------------------------------------------- benchmark
+if step bench 540 "${RUN[@]}" env PYTHONUNBUFFERED=1 python3 tests/gpu/gpu-bench.py \
+     --bench-model "$BUILD/bench/cs-bench-model"; then
+  grep -E "^(K=10|training)" "$RESULTS/bench.log" | while read -r line; do echo "$line"; done > "$RESULTS/bench-summary.txt"
+  while read -r line; do note "bench: $line"; done < "$RESULTS/bench-summary.txt"
+  tail -1 "$RESULTS/bench.log" > "$RESULTS/bench.json"
+else
+  fail "benchmark (see $RESULTS/bench.log): $(tail -3 "$RESULTS/bench.log" | tr '\n' ' ')"
+fi
+note "not run here: full U2AD adaptation (200 epochs, 375 slices) wall time"
+
+printf '\n==== summary (%s)\n' "${GPU}" | tee -a "$LOG"
+printf '%s\n' "${SUMMARY[@]}" | tee -a "$LOG" > "$RESULTS/summary.txt"
+cat "$RESULTS/summary.txt"
+finish
+exit $FAILED
