@@ -7,7 +7,8 @@
  * Environment (read at open):
  *   CS_CUDA_DEVICE  device index (default 0)
  *   CS_CUDA_MATH    fp32 (default; what the tests use), tf32 or bf16: the GEMMs' compute
- *                   type (inputs and outputs stay fp32; tf32/bf16 trade accuracy for speed) */
+ *                   type (inputs and outputs stay fp32; tf32/bf16 trade accuracy for speed)
+ *   CS_CUDA_SYNC=1  synchronise after every kernel, so a fault names its kernel (debug) */
 #include "cs-cuda-common.cuh"
 
 #include <math.h>
@@ -58,6 +59,14 @@ cs_cuda_check_rt (CsCudaContext *ctx, cudaError_t err, const char *what, const c
     }
   return cs_cuda_fail (ctx, file, line, "%s: %s (%s)", what, cudaGetErrorString (err),
                        cudaGetErrorName (err));
+}
+
+gboolean
+cs_cuda_launched (CsCudaContext *ctx, const char *name, const char *file, int line)
+{
+  if (!cs_cuda_check_rt (ctx, cudaGetLastError (), name, file, line))
+    return FALSE;
+  return !ctx->sync_each || cs_cuda_check_rt (ctx, cudaDeviceSynchronize (), name, file, line);
 }
 
 const char *
@@ -560,6 +569,7 @@ cs_backend_cuda_open (int n_threads, char **reason)
                                                    cs_cublas_status_name (st)));
       return NULL;
     }
+  ctx->sync_each = g_strcmp0 (g_getenv ("CS_CUDA_SYNC"), "1") == 0;
   ctx->compute = CUBLAS_COMPUTE_32F;
   ctx->math_name = "fp32";
   if (env_math != NULL && g_ascii_strcasecmp (env_math, "tf32") == 0)

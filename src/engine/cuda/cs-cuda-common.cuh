@@ -23,6 +23,7 @@ typedef struct
   cublasHandle_t blas;
   cublasComputeType_t compute; /* CUBLAS_COMPUTE_32F unless CS_CUDA_MATH opts in */
   const char *math_name;       /* "fp32", "tf32", "bf16" */
+  gboolean sync_each;           /* CS_CUDA_SYNC=1: synchronise after every kernel (debug) */
   gboolean failed;
   char *error;                 /* first error, owned */
   void *scratch;               /* grow-only device scratch (partial sums, loss rows) */
@@ -48,7 +49,9 @@ const char *cs_cublas_status_name (cublasStatus_t st);
 #define CS_CUBLAS_CHECK(ctx, call) cs_cuda_check_blas ((ctx), (call), #call, __FILE__, __LINE__)
 /* after every kernel launch: a bad launch configuration is reported where it happened */
 #define CS_CUDA_LAUNCHED(ctx, name) \
-  cs_cuda_check_rt ((ctx), cudaGetLastError (), name, __FILE__, __LINE__)
+  cs_cuda_launched ((ctx), name, __FILE__, __LINE__)
+/* a bad launch is reported where it happened; with sync_each, a fault in the kernel too */
+gboolean cs_cuda_launched (CsCudaContext *ctx, const char *name, const char *file, int line);
 
 /* Device scratch of at least bytes (NULL after recording an error). */
 void *cs_cuda_scratch (CsCudaContext *ctx, size_t bytes);
