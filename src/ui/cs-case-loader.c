@@ -66,13 +66,22 @@ cs_case_loader_load_case (GPtrArray     *cases,
 
   g_autoptr(CsVolume) seg = load_label_volume (c->seg_path, volume);
   g_autoptr(CsVolume) lesion = load_label_volume (c->lesion_path, volume);
+  /* Disc labels, else discs derived from vertebral labels, else from a level map. */
   g_autoptr(GArray) discs = NULL;
-  if (c->discs_path != NULL)
+  const struct { const char *path; CsLabelFileKind kind; } sources[] = {
+    { c->discs_path, CS_LABEL_FILE_DISCS },
+    { c->vert_labels_path, CS_LABEL_FILE_VERTEBRAE },
+    { c->levels_path, CS_LABEL_FILE_LEVELS },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (sources) && (discs == NULL || discs->len == 0); i++)
     {
       g_autoptr(GError) discs_error = NULL;
-      discs = cs_discs_read (c->discs_path, CS_LABEL_FILE_DISCS, volume, &discs_error);
+      if (sources[i].path == NULL)
+        continue;
+      g_clear_pointer (&discs, g_array_unref);
+      discs = cs_discs_read (sources[i].path, sources[i].kind, volume, &discs_error);
       if (discs == NULL)
-        g_warning ("Ignoring the disc labels of %s: %s", c->name, discs_error->message);
+        g_warning ("Ignoring %s: %s", sources[i].path, discs_error->message);
     }
 
   int slice = cs_case_default_slice (volume, seg);

@@ -392,8 +392,13 @@ cs_slice_view_append_colour_bar (CsSliceView   *self,
 
   GtkWidget *widget = GTK_WIDGET (self);
   double width = gtk_widget_get_width (widget), height = gtk_widget_get_height (widget);
+  graphene_rect_t r;
+  double margin = cs_slice_view_label_margin (self);
   double bar_h = MIN (240.0, height * 0.5), x = width - COLOUR_BAR_ROOM + 8;
   double y = (height - bar_h) / 2;
+  /* Beside the slice (past its P label) when it leaves room, else at the right edge. */
+  if (cs_slice_view_compute_image_rect (self, margin, &r))
+    x = MIN (x, r.origin.x + r.size.width + margin + 8);
   double threshold = self->overlays[overlay].threshold;
   guint8 rgba[256 * 4];
 

@@ -3,6 +3,7 @@
 #include "cs-config.h"
 
 #include <math.h>
+#include <string.h>
 #include <glib/gi18n.h>
 
 #include "io/cs-labels.h"
@@ -155,7 +156,7 @@ cs_window_get_threshold (CsWindow       *self,
 {
   const char *key = detector == CS_DETECTOR_ZSCORE ? "threshold-zscore" : "threshold-u2ad";
   if (self->settings == NULL)
-    return detector == CS_DETECTOR_ZSCORE ? 0.8 : 0.1;
+    return detector == CS_DETECTOR_ZSCORE ? 0.8 : 0.3;
   return g_settings_get_double (self->settings, key);
 }
 
@@ -310,38 +311,44 @@ cs_window_get_detection (CsWindow *self)
   return result != NULL ? result->detection : NULL;
 }
 
-/* A grid map (SIZE x SIZE) on the display slice: bilinear at each pixel's grid position,
- * OUTSIDE off the grid. */
+/* A grid map (SIZE x SIZE) on the analysed display slice: bilinear at each pixel's grid
+ * position; off the grid 0, or NAN for the mean reconstruction (the image shows there).
+ * Runs in the worker thread. */
 static CsSagittal *
-grid_map_to_display (const CsSlice2d  *grid,
-                     const float      *map,
-                     const CsSagittal *like,
-                     gboolean          to_source,
-                     const float      *outside)
+grid_map_to_display (const CsSlice2d *grid,
+                     const float     *map,
+                     gboolean         mean)
 {
   CsSagittal *s = g_new0 (CsSagittal, 1);
-  *s = *like;
-  s->data = g_new0 (float, (gsize) like->width * like->height);
+  s->width = grid->src_width;
+  s->height = grid->src_height;
+  s->spacing[0] = grid->spacing[0];
+  s->spacing[1] = grid->spacing[1];
+  s->slice = grid->slice;
+  s->sagittal_axis = grid->sagittal_axis;
+  memcpy (s->volume_dim, grid->vol_dim, sizeof s->volume_dim);
+  s->data = g_new0 (float, (gsize) s->width * s->height);
   int n = grid->size;
   double scale = grid->clip_hi - grid->clip_lo;
 
-  for (int row = 0; row < like->height; row++)
-    for (int col = 0; col < like->width; col++)
+  for (int row = 0; row < s->height; row++)
+    for (int col = 0; col < s->width; col++)
       {
-        gsize index = (gsize) row * like->width + col;
+        gsize index = (gsize) row * s->width + col;
         double u, v;
         cs_slice2d_px_to_grid (grid, col, row, &u, &v);
         int u0 = (int) floor (u), v0 = (int) floor (v);
         if (u0 < 0 || v0 < 0 || u0 + 1 >= n || v0 + 1 >= n)
           {
-            s->data[index] = outside != NULL ? outside[index] : 0.0f;
+            s->data[index] = mean ? NAN : 0.0f;
             continue;
           }
         double fu = u - u0, fv = v - v0;
         const float *p = map + (gsize) v0 * n + u0;
         double value = (p[0] * (1 - fu) + p[1] * fu) * (1 - fv)
                        + (p[n] * (1 - fu) + p[n + 1] * fu) * fv;
-        s->data[index] = (float) (to_source ? grid->clip_lo + value * scale : value);
+        /* The mean goes back to the source intensities, to be read under the same window. */
+        s->data[index] = (float) (mean ? grid->clip_lo + value * scale : value);
       }
   return s;
 }
@@ -372,15 +379,15 @@ cs_window_show_detection_layers (CsWindow *self)
       return;
     }
 
-  const float *maps[4] = { det->anomaly, det->eu, det->au, det->mean };
   for (int i = 0; i < 4; i++)
     {
-      if (maps[i] != NULL && result->layers[i] == NULL)
-        result->layers[i] = grid_map_to_display (det->slice, maps[i], image, i == 3,
-                                                 i == 3 ? image->data : NULL);
-      cs_slice_view_set_layer (self->slice_view, result_layers[i],
-                               result->layers[i] != NULL ? sagittal_copy (result->layers[i])
-                                                         : NULL);
+      CsSagittal *layer = result->layers[i] != NULL ? sagittal_copy (result->layers[i]) : NULL;
+      /* Off the engine's grid the mean reconstruction is the image itself. */
+      for (gsize p = 0; i == 3 && layer != NULL && p < (gsize) layer->width * layer->height
+                        && layer->width == image->width && layer->height == image->height; p++)
+        if (isnan (layer->data[p]))
+          layer->data[p] = image->data[p];
+      cs_slice_view_set_layer (self->slice_view, result_layers[i], layer);
     }
 
   /* The curve on display rows: each grid row where the grid's centre column lies. */
@@ -491,12 +498,13 @@ cs_window_update_panel (CsWindow *self)
       g_autofree char *score =
         g_strdup_printf (_("Patient score %.3f (threshold %.2f)"), det->patient_score, threshold);
       gtk_label_set_label (self->score_label, score);
+      g_autofree char *backend = g_ascii_strup (det->backend, -1);
       g_autofree char *detector =
         det->detector == CS_DETECTOR_ZSCORE
           ? g_strdup_printf (_("Z-score baseline on slice %d, %.2f s"), det->slice_index + 1,
                              det->timings.total_s)
           : g_strdup_printf (_("U2AD, K = %d, %d passes on %s, slice %d, %.1f s"), det->k,
-                             det->n_passes, det->backend, det->slice_index + 1,
+                             det->n_passes, backend, det->slice_index + 1,
                              det->timings.total_s);
       gtk_label_set_label (self->detector_label, detector);
     }
@@ -718,6 +726,22 @@ typedef struct
   gboolean     zscore_only;
 } DetectJob;
 
+/* What a detection job hands back: the detection and its maps on the display slice. */
+typedef struct
+{
+  CsDetection *detection;
+  CsSagittal  *layers[4];
+} DetectOutcome;
+
+static void
+detect_outcome_free (DetectOutcome *outcome)
+{
+  g_clear_pointer (&outcome->detection, cs_detection_free);
+  for (int i = 0; i < 4; i++)
+    g_clear_pointer (&outcome->layers[i], cs_sagittal_free);
+  g_free (outcome);
+}
+
 static void
 detect_job_free (DetectJob *job)
 {
@@ -757,7 +781,10 @@ detect_job_run (CsWorkerJob   *job,
           g_autofree char *path = cs_pipeline_bundled_model_path ();
           g_autoptr(GError) model_error = NULL;
           if (path != NULL)
-            dj->slot->model = cs_pipeline_model_load (path, "auto", 0, &model_error);
+            /* One core stays with the main loop, so the window never waits for the engine. */
+            dj->slot->model = cs_pipeline_model_load (path, "auto",
+                                                      MAX (1, (int) g_get_num_processors () - 1),
+                                                      &model_error);
           if (dj->slot->model == NULL)
             dj->slot->reason = g_strdup (model_error != NULL ? model_error->message
                                                               : "no bundled model");
@@ -766,8 +793,19 @@ detect_job_run (CsWorkerJob   *job,
       g_mutex_unlock (&dj->slot->lock);
     }
   options.detector = model != NULL ? CS_DETECTOR_U2AD : CS_DETECTOR_ZSCORE;
-  return cs_pipeline_detect_case (g_ptr_array_index (dj->cases, dj->index), model, &options,
-                                  cancellable, detect_progress, job, error);
+  CsDetection *det = cs_pipeline_detect_case (g_ptr_array_index (dj->cases, dj->index), model,
+                                              &options, cancellable, detect_progress, job, error);
+  if (det == NULL)
+    return NULL;
+
+  /* The maps on the display slice are made here, not on the main thread. */
+  DetectOutcome *outcome = g_new0 (DetectOutcome, 1);
+  const float *maps[4] = { det->anomaly, det->eu, det->au, det->mean };
+  for (int i = 0; i < 4; i++)
+    if (maps[i] != NULL)
+      outcome->layers[i] = grid_map_to_display (det->slice, maps[i], i == 3);
+  outcome->detection = det;
+  return outcome;
 }
 
 static const char *
@@ -837,7 +875,8 @@ on_detect_done (CsWorker     *worker,
 {
   DoneContext *ctx = user_data;
   CsWindow *self = ctx->window;
-  g_autoptr(CsDetection) detection = value;
+  DetectOutcome *outcome = value;
+  g_autoptr(CsDetection) detection = outcome != NULL ? g_steal_pointer (&outcome->detection) : NULL;
   CsCaseResult *result = cs_window_result (self, ctx->image_path, TRUE);
 
   if (result->job_id == job_id)
@@ -850,6 +889,8 @@ on_detect_done (CsWorker     *worker,
           for (int i = 0; i < 4; i++)
             g_clear_pointer (&result->layers[i], cs_sagittal_free);
           result->detection = g_steal_pointer (&detection);
+          for (int i = 0; i < 4; i++)
+            result->layers[i] = g_steal_pointer (&outcome->layers[i]);
           g_clear_pointer (&result->error, g_free);
           if (g_strcmp0 (result->detection->backend, "none") != 0)
             {
@@ -875,6 +916,8 @@ on_detect_done (CsWorker     *worker,
   if (self->loaded != NULL && g_strcmp0 (self->loaded->image_path, ctx->image_path) == 0)
     cs_window_show_detection_layers (self);
   cs_window_update_panel (self);
+  if (outcome != NULL)
+    detect_outcome_free (outcome);
   g_free (ctx->image_path);
   g_free (ctx);
 }
@@ -907,7 +950,7 @@ cs_window_detect (CsWindow *self)
   g_clear_pointer (&result->error, g_free);
   result->job_id = cs_worker_submit (self->worker, "detect", detect_job_run, job,
                                      (GDestroyNotify) detect_job_free,
-                                     (GDestroyNotify) cs_detection_free, on_detect_done, ctx);
+                                     (GDestroyNotify) detect_outcome_free, on_detect_done, ctx);
   if (self->running_job == 0)
     self->running_job = result->job_id;
   gtk_progress_bar_set_fraction (self->progress_bar, 0);
