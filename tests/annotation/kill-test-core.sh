@@ -14,7 +14,8 @@ kills=300
 [ "${CS_KILL_TEST_SHORT:-0}" = 1 ] || [ "${2:-}" = --short ] && kills=50
 RANDOM=${CS_KILL_TEST_SEED:-$$}
 work=$(mktemp -d "${TMPDIR:-/tmp}/cs-kill-test-XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# CS_KILL_TEST_KEEP=1 keeps the folder (every run's output) for a look after a failure.
+[ "${CS_KILL_TEST_KEEP:-0}" = 1 ] && echo "keeping $work" || trap 'rm -rf "$work"' EXIT
 export XDG_DATA_HOME="$work/data"   # recovery files stay in the sandbox
 sidecar="$work/kill.cordscope.json"
 
@@ -26,22 +27,6 @@ check_sidecar() {
 import json, os, sys
 path, log, last_file = sys.argv[1], sys.argv[2], sys.argv[3]
 last = open(last_file, encoding='utf-8').read() if os.path.exists(last_file) else None
-with open(log, encoding='utf-8') as f:
-    text = f.read()
-lines = text.split('\n')[:-1]          # a line cut by the kill has no newline: dropped
-saved = pending_after = None
-for line in lines:
-    kind, _, rest = line.partition(' ')
-    if kind == 'SAVED':
-        saved, pending_after = rest.split(' ', 1)[1], None
-    elif kind == 'PENDING':
-        pending_after = rest.split(' ', 1)[1]
-    elif kind == 'START' and saved is None:
-        if last is not None and rest != last:
-            sys.exit('the restart read\n  %s\nbut the file held\n  %s' % (rest, last))
-        saved = rest
-if saved is None:
-    saved = last                       # killed before it printed anything
 def state(doc):
     codes = {'unset': '-', 'normal': 'N', 'hyperintense': 'H', 'uncertain': 'U'}
     names = ['C2-3', 'C3-4', 'C4-5', 'C5-6', 'C6-7', 'C7-T1']
@@ -65,6 +50,25 @@ def load(p):
     if doc.get('schema_version') != 1:
         sys.exit('%s: schema_version %r' % (p, doc.get('schema_version')))
     return doc
+with open(log, encoding='utf-8') as f:
+    text = f.read()
+lines = text.split('\n')[:-1]          # a line cut by the kill has no newline: dropped
+saved = pending_after = None
+for line in lines:
+    kind, _, rest = line.partition(' ')
+    if kind == 'SAVED':
+        saved, pending_after = rest.split(' ', 1)[1], None
+    elif kind == 'PENDING':
+        pending_after = rest.split(' ', 1)[1]
+    elif kind == 'START' and saved is None:
+        if last is not None and rest != last:
+            bak = state(load(path + '.bak')) if os.path.exists(path + '.bak') else None
+            sys.exit('the restart read\n  %s\nbut the file held\n  %s\n(now on disk: %s;'
+                     ' .bak: %s; first lines: %r)'
+                     % (rest, last, state(load(path)), bak, lines[:3]))
+        saved = rest
+if saved is None:
+    saved = last                       # killed before it printed anything
 if not os.path.exists(path):
     if saved is not None and saved != state({}):
         sys.exit('%s is missing although a save was reported' % path)
@@ -84,12 +88,17 @@ failures=0
 saves=0
 for ((run = 1; run <= kills; run++)); do
   out="$work/run.out"
+  [ "${CS_KILL_TEST_KEEP:-0}" = 1 ] && out="$work/run-$run.out"
   "$child" "$sidecar" "$RANDOM" >"$out" 2>"$work/run.err" &
   pid=$!
   # Random moments: from right at start-up (opening) to well into the save loop.
   sleep "0.$(printf '%03d' $((RANDOM % 250)))"
   kill -KILL "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "run $run: the child $pid survived SIGKILL"
+    failures=$((failures + 1))
+  fi
   n=$(grep -c '^SAVED ' "$out")
   saves=$((saves + n))
   if grep -q '^FAILED ' "$out"; then
