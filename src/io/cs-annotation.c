@@ -373,12 +373,29 @@ write_atomically (const char *path, const char *text, gboolean keep_backup, GErr
   if (keep_backup && g_file_test (path, G_FILE_TEST_EXISTS))
     {
       g_autofree char *bak = g_strconcat (path, ".bak", NULL);
-      /* A hard link: PATH stays in place throughout, and no data is copied. */
-      if ((g_unlink (bak) != 0 && errno != ENOENT) || link (path, bak) != 0)
+      /* A hard link: PATH stays in place throughout, and no data is copied; a copy where
+       * the file system has no hard links (FAT, some network shares). */
+      if (g_unlink (bak) != 0 && errno != ENOENT)
         {
           int saved = errno;
           g_unlink (tmp);
-          return write_failed (error, bak, "cannot keep a backup of the annotations", saved);
+          return write_failed (error, bak, "cannot replace the backup of the annotations",
+                               saved);
+        }
+      if (link (path, bak) != 0)
+        {
+          g_autofree char *previous = NULL;
+          gsize length = 0;
+          g_autoptr (GError) local = NULL;
+          if (!g_file_get_contents (path, &previous, &length, &local)
+              || !g_file_set_contents (bak, previous, (gssize) length, &local))
+            {
+              g_unlink (tmp);
+              g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_OPEN,
+                           "%s: cannot keep a backup of the annotations: %s", bak,
+                           local->message);
+              return FALSE;
+            }
         }
     }
   if (g_rename (tmp, path) != 0)
