@@ -436,6 +436,59 @@ test_failed_detection_says_why (void)
   g_rmdir (folder);
 }
 
+/* With the bundled model, detection is U2AD: EU, AU and the mean reconstruction come with
+ * it, and showing the mean instead of the image changes the slice inside the engine's grid. */
+static void
+test_u2ad_maps_and_mean_swap (void)
+{
+  g_autofree char *model = cs_pipeline_bundled_model_path ();
+  g_autofree char *samples = sample_folder ();
+  if (samples == NULL)
+    return;
+  if (model == NULL)
+    {
+      g_test_skip ("the bundled model is not there");
+      return;
+    }
+  GSettings *settings = cs_application_get_settings (app);
+  g_settings_set_string (settings, "detector", "auto");
+  CsWindow *window = open_window (samples);
+  wait_for_load (window);
+  activate (window, "detect");
+  wait_for_detection (window);
+  g_settings_set_string (settings, "detector", "zscore");
+
+  const CsDetection *det = cs_window_get_detection (window);
+  g_assert_nonnull (det);
+  g_assert_cmpint (det->detector, ==, CS_DETECTOR_U2AD);
+  g_assert_true (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_EU));
+  g_assert_true (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_AU));
+  g_assert_true (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_MEAN));
+  g_autofree char *backend = g_ascii_strup (det->backend, -1);
+  g_assert_cmpstr (gtk_label_get_label (window->backend_label), ==, backend);
+
+  for (int i = 0; i < CS_N_OVERLAYS; i++)
+    set_overlay (window, i, FALSE);
+  iterate_for (100);
+  g_autoptr(Pixels) image = render_widget (GTK_WIDGET (window->slice_view));
+  set_overlay (window, CS_OVERLAY_MEAN, TRUE);
+  iterate_for (100);
+  g_autoptr(Pixels) mean = render_widget (GTK_WIDGET (window->slice_view));
+  set_overlay (window, CS_OVERLAY_MEAN, FALSE);
+
+  /* The reconstruction (resampled, clipped, partly predicted) is not the image. */
+  graphene_rect_t r;
+  g_assert_true (cs_slice_view_get_image_rect (window->slice_view, &r));
+  int n_changed = 0;
+  for (int y = (int) ceil (r.origin.y); y < (int) (r.origin.y + r.size.height); y++)
+    for (int x = (int) ceil (r.origin.x); x < (int) (r.origin.x + r.size.width); x++)
+      n_changed += memcmp (image->bgra + (gsize) y * image->stride + 4 * x,
+                           mean->bgra + (gsize) y * mean->stride + 4 * x, 3) != 0;
+  g_test_message ("%d pixels changed by the mean reconstruction", n_changed);
+  g_assert_cmpint (n_changed, >, 50);
+  close_all_windows ();
+}
+
 /* Every window action has an accelerator and is in the shortcuts window. */
 static void
 test_actions_have_listed_accelerators (void)
@@ -502,6 +555,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/viewer/slice-stepping", test_slice_stepping);
   g_test_add_func ("/ui/viewer/queued-detection-cancels", test_queued_detection_cancels);
   g_test_add_func ("/ui/viewer/failed-detection-says-why", test_failed_detection_says_why);
+  g_test_add_func ("/ui/viewer/u2ad-maps-and-mean-swap", test_u2ad_maps_and_mean_swap);
   int status = g_test_run ();
   g_clear_object (&app);
   return status;
