@@ -51,16 +51,17 @@ def fp32_peak(torch):
     return sms * 128 * 2 * mhz * 1e6, "%d SMs x 128 lanes x 2 x %.0f MHz" % (sms, mhz)
 
 
-def torch_times(torch, ref, weights, inputs, mode, warmup, iters):
+def torch_times(torch, ref, weights, inputs, mode, warmup, iters, device):
     import numpy as np
-    model = ref.load_model(weights, dtype=torch.float32)
+    model = ref.load_model(weights, dtype=torch.float32).to(device)
     tensors, _ = ref.safetensors_read(inputs)
-    images = torch.tensor(tensors["input.images"])
+    images = torch.tensor(tensors["input.images"], device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     states = tensors["input.patch_state"].astype(np.int64)
     adam = ref.make_adam(model)
     total, loss = 0.0, 0.0
     for i in range(warmup + iters):
-        torch.cuda.synchronize()
+        sync()
         t0 = time.perf_counter()
         if mode == "train":
             adam.zero_grad()
@@ -70,7 +71,7 @@ def torch_times(torch, ref, weights, inputs, mode, warmup, iters):
         else:
             with torch.no_grad():
                 out = model.loss(images, states, *model(images, states))[0]
-        torch.cuda.synchronize()
+        sync()
         s = time.perf_counter() - t0
         loss = out.item()
         if i >= warmup:
@@ -79,10 +80,10 @@ def torch_times(torch, ref, weights, inputs, mode, warmup, iters):
             "loss": loss}
 
 
-def ours(bench_model, weights, inputs, mode, warmup, iters, math="fp32"):
+def ours(bench_model, weights, inputs, mode, warmup, iters, backend, math="fp32"):
     env = dict(os.environ, CS_CUDA_MATH=math)
     out = subprocess.run([bench_model, "model", "--weights", weights, "--inputs", inputs,
-                          "--mode", mode, "--backend", "cuda", "--threads", "4",
+                          "--mode", mode, "--backend", backend, "--threads", "4",
                           "--iters", str(iters), "--warmup", str(warmup)],
                          check=True, stdout=subprocess.PIPE, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -95,14 +96,18 @@ def main():
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cuda",
+                        help="cpu: try this script out on a machine without a GPU")
     args = parser.parse_args()
 
     import torch
-    if not torch.cuda.is_available():
+    dev = args.device
+    if dev == "cuda" and not torch.cuda.is_available():
         raise SystemExit("gpu-bench: torch sees no CUDA device")
     evp = bench_module()
     import u2ad_ref as ref  # on sys.path through bench/engine-vs-pytorch
-    result = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
+    result = {"gpu": torch.cuda.get_device_name() if dev == "cuda" else "none (cpu)",
+              "torch": torch.__version__,
               "batch": args.batch}
     with tempfile.TemporaryDirectory(prefix="cs-gpu-bench-") as tmp:
         weights, inputs, config, kept, shown = evp.make_inputs(tmp, "reference", args.batch,
@@ -110,16 +115,17 @@ def main():
         flops_fwd = sum(ref.matmul_flops(config, int(k), int(s)) for k, s in zip(kept, shown))
         log("reference config, batch %d; encoder tokens %d-%d, forward %.1f GFLOP"
             % (args.batch, kept.min(), kept.max(), flops_fwd / 1e9))
-        mine = {m: ours(args.bench_model, weights, inputs, m, args.warmup, args.iters)
+        mine = {m: ours(args.bench_model, weights, inputs, m, args.warmup, args.iters, dev)
                 for m in ("infer", "train")}
-        mine_tf32 = ours(args.bench_model, weights, inputs, "train", args.warmup, args.iters,
-                         "tf32")
-        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 on both sides
-        torch.backends.cudnn.allow_tf32 = False
-        torch.set_default_device("cuda")
-        theirs = {m: torch_times(torch, ref, weights, inputs, m, args.warmup, args.iters)
+        mine_tf32 = (ours(args.bench_model, weights, inputs, "train", args.warmup, args.iters,
+                          dev, "tf32") if dev == "cuda" else mine["train"])
+        if dev == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = False  # fp32 on both sides
+            torch.backends.cudnn.allow_tf32 = False
+            torch.set_default_device("cuda")
+        theirs = {m: torch_times(torch, ref, weights, inputs, m, args.warmup, args.iters, dev)
                   for m in ("infer", "train")}
-    peak, how = fp32_peak(torch)
+    peak, how = fp32_peak(torch) if dev == "cuda" else (float("nan"), "no GPU")
     result.update({
         "mc_k10_ms_per_slice_ours": round(mine["infer"]["step_s"] * 1e3, 3),
         "mc_k10_ms_per_slice_torch": round(theirs["infer"]["step_s"] * 1e3, 3),
@@ -134,8 +140,8 @@ def main():
         "train_fraction_of_fp32_peak": round(3 * flops_fwd / mine["train"]["step_s"] / peak, 4),
         "loss_ours_infer": mine["infer"]["loss"], "loss_torch_infer": theirs["infer"]["loss"],
     })
-    log("K=10 MC, one slice: ours %.2f ms, torch %.2f ms (%.1fx)"
-        % (result["mc_k10_ms_per_slice_ours"], result["mc_k10_ms_per_slice_torch"],
+    log("K=%d MC, one slice: ours %.2f ms, torch %.2f ms (%.1fx)"
+        % (args.batch, result["mc_k10_ms_per_slice_ours"], result["mc_k10_ms_per_slice_torch"],
            result["mc_speedup"]))
     log("training, batch %d: ours %.1f img/s (tf32 GEMMs %.1f), torch %.1f img/s (%.1fx); "
         "ours %.2f TFLOP/s = %.1f %% of the fp32 peak %.1f TFLOP/s"

@@ -188,7 +188,7 @@ fi
 # ---------------------------------------------------------------- benchmark
 if step bench 540 "${RUN[@]}" env PYTHONUNBUFFERED=1 python3 tests/gpu/gpu-bench.py \
      --bench-model "$BUILD/bench/cs-bench-model"; then
-  grep -E "^(K=10|training)" "$RESULTS/bench.log" | while read -r line; do echo "$line"; done > "$RESULTS/bench-summary.txt"
+  grep -E "^(K=[0-9]+ MC|training)" "$RESULTS/bench.log" | while read -r line; do echo "$line"; done > "$RESULTS/bench-summary.txt"
   while read -r line; do note "bench: $line"; done < "$RESULTS/bench-summary.txt"
   tail -1 "$RESULTS/bench.log" > "$RESULTS/bench.json"
 else
