@@ -63,24 +63,6 @@ read_detections (const char *path, GError **error)
   return g_steal_pointer (&scores);
 }
 
-/* The case's effective discs: its disc file under the annotator's (deleted ones gone). */
-static GArray *
-case_discs (const CsCase *c, const CsVolume *image, GError **error)
-{
-  g_autoptr (CsAnnotation) doc = cs_annotation_open_case (c, error);
-  if (doc == NULL)
-    return NULL;
-  if (c->discs_path != NULL)
-    {
-      g_autoptr (GArray) file = cs_discs_read (c->discs_path, CS_LABEL_FILE_DISCS, image,
-                                               error);
-      if (file == NULL)
-        return NULL;
-      cs_annotation_set_file_discs (doc, file);
-    }
-  return cs_annotation_dup_discs (doc);
-}
-
 static gboolean
 same_file (const char *a, const char *b)
 {
@@ -204,7 +186,7 @@ cs_cli_export (int argc, char **argv)
           g_autoptr (CsVolume) image = cs_volume_load (k->image_path, &error);
           if (image == NULL)
             return cs_cli_fail ("export", "%s", error->message);
-          g_autoptr (GArray) d = case_discs (k, image, &error);
+          g_autoptr (GArray) d = cs_case_effective_discs (k, image, &error);
           if (d == NULL)
             return cs_cli_fail ("export", "%s", error->message);
           if (d->len == 0)

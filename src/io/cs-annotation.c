@@ -1,5 +1,6 @@
 /* cs-annotation.c: the annotation document: commands with undo/redo, autosave, recovery. */
 #include "io/cs-annotation.h"
+#include "io/cs-centerline.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1335,6 +1336,44 @@ cs_annotation_import_labels (CsAnnotation *self, const CsSidecar *labels)
   g_free (s->note);
   s->note = g_strdup (labels->note ? labels->note : "");
   return commit (self, c);
+}
+
+GArray *
+cs_case_effective_discs (const CsCase *c, const CsVolume *image, GError **error)
+{
+  g_return_val_if_fail (c != NULL, NULL);
+  g_autoptr (CsAnnotation) doc = cs_annotation_open_case (c, error);
+  if (doc == NULL)
+    return NULL;
+  if (c->discs_path != NULL)
+    {
+      g_autoptr (GArray) file = cs_discs_read (c->discs_path, CS_LABEL_FILE_DISCS, image,
+                                               error);
+      if (file == NULL)
+        return NULL;
+      cs_annotation_set_file_discs (doc, file);
+    }
+  return cs_annotation_dup_discs (doc);
+}
+
+CsVolume *
+cs_case_centerline_mask (const CsCase *c, const CsVolume *image, GError **error)
+{
+  g_return_val_if_fail (c != NULL && image != NULL, NULL);
+  g_autoptr (CsAnnotation) doc = cs_annotation_open_case (c, error);
+  if (doc == NULL)
+    return NULL;
+  const CsSidecar *s = cs_annotation_get_sidecar (doc);
+  if (s->centerline->len < 2 || !(doc->centerline_width > 0))
+    {
+      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_GEOMETRY,
+                   "%s: no cord mask (NAME_seg) and no centerline drawn for this case",
+                   c->sidecar_target);
+      return NULL;
+    }
+  return cs_centerline_mask_volume (image, (const CsCenterlinePoint *) s->centerline->data,
+                                    s->centerline->len, doc->centerline_width, TRUE, NULL,
+                                    error);
 }
 
 guint

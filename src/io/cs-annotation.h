@@ -182,6 +182,19 @@ int           cs_annotation_next_disc       (CsAnnotation *self);
  * keep LABELS' annotator and time). TRUE when that changed anything. */
 gboolean      cs_annotation_import_labels   (CsAnnotation *self, const CsSidecar *labels);
 
+/* ---- a case's labels for detection and export (no document needed) --------------- */
+
+/* The case's discs: its disc file (when it has one) under the annotator's discs from its
+ * sidecar, the ones the annotator deleted left out. IMAGE (may be NULL) checks the disc
+ * file's grid. Errors name the file. */
+GArray       *cs_case_effective_discs       (const CsCase *c, const CsVolume *image,
+                                             GError **error);
+/* The cord ROI drawn with the centerline tool, from the case's sidecar, refined by the
+ * image, on IMAGE's grid: what detection uses as `_seg` when the case has none. NULL and
+ * CS_IO_ERROR_GEOMETRY (naming the sidecar) when no centerline was drawn. */
+CsVolume     *cs_case_centerline_mask       (const CsCase *c, const CsVolume *image,
+                                             GError **error);
+
 /* ---- worklist: progress, filters and order over many cases (no widgets) ---------- */
 
 typedef enum

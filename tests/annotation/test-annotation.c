@@ -3,6 +3,9 @@
  * detection on open, and the GActions the window drives. */
 #include "io/cs-annotation.h"
 #include "io/cs-export.h"
+#include "io/cs-centerline.h"
+#include "io/cs-phantom.h"
+#include "io/cs-slice2d.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1172,6 +1175,137 @@ test_worklist (void)
     cs_sidecar_free (s[i]);
 }
 
+/* A phantom without its `_seg`: the centerline drawn along its cord gives a mask that
+ * overlaps the true cord; the annotator's disc edits reach the effective discs. */
+static void
+test_case_centerline_and_discs (void)
+{
+  g_autofree char *dir = make_tmp ();
+  CsPhantomOptions options;
+  cs_phantom_options_init (&options);
+  options.size = CS_PHANTOM_SIZE_SMALL;
+  g_autoptr (CsPhantomCase) pc = cs_phantom_case_generate (&options, 0);
+  g_autoptr (GError) error = NULL;
+  g_assert_true (cs_phantom_case_write (pc, dir, &error));
+  g_autofree char *seg_file = g_strdup_printf ("%s/%s_seg.nii.gz", dir, pc->name);
+  g_assert_cmpint (g_unlink (seg_file), ==, 0);
+  g_autoptr (GPtrArray) cases = cs_case_discover (dir, &error);
+  g_assert_no_error (error);
+  const CsCase *c = cases->pdata[0];
+  g_assert_null (c->seg_path);
+  g_autoptr (CsVolume) image = cs_volume_load (c->image_path, &error);
+  g_assert_no_error (error);
+
+  g_assert_null (cs_case_centerline_mask (c, image, &error));
+  g_assert_error (error, CS_IO_ERROR, CS_IO_ERROR_GEOMETRY);
+  g_assert_nonnull (strstr (error->message, c->sidecar_target));
+  g_clear_error (&error);
+
+  /* Six points on the true cord's centre line, width its median width. */
+  int slice = cs_case_default_slice (image, pc->seg);
+  g_autoptr (CsSagittal) seg = cs_volume_extract_sagittal (pc->seg, slice);
+  int first = -1, last = -1;
+  g_autoptr (GArray) widths = g_array_new (FALSE, FALSE, sizeof (float));
+  for (int r = 0; r < seg->height; r++)
+    {
+      int n = 0;
+      for (int col = 0; col < seg->width; col++)
+        n += seg->data[r * seg->width + col] > 0.5;
+      if (n == 0)
+        continue;
+      if (first < 0)
+        first = r;
+      last = r;
+      float w = n * (float) seg->spacing[0];
+      g_array_append_val (widths, w);
+    }
+  double width = cs_slice2d_percentile ((const float *) widths->data, widths->len, 50);
+  GVariantBuilder b;
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(ddd)"));
+  for (int k = 0; k < 6; k++)
+    {
+      int r = first + 1 + k * (last - first - 2) / 5;
+      double sum = 0, n = 0;
+      for (int col = 0; col < seg->width; col++)
+        if (seg->data[r * seg->width + col] > 0.5)
+          sum += col, n++;
+      double col = sum / n, v[3];
+      for (int a = 0; a < 3; a++)
+        v[a] = seg->px2vox[a][0] * col + seg->px2vox[a][1] * r + seg->px2vox[a][3];
+      g_variant_builder_add (&b, "(ddd)", v[0], v[1], v[2]);
+    }
+  g_autoptr (CsAnnotation) doc = cs_annotation_open_case (c, &error);
+  g_assert_no_error (error);
+  GActionGroup *actions = cs_annotation_get_action_group (doc);
+  g_action_group_activate_action (actions, "set-centerline",
+                                  g_variant_new ("(a(ddd)d)", &b, width));
+
+  g_autoptr (CsVolume) mask = cs_case_centerline_mask (c, image, &error);
+  g_assert_no_error (error);
+  g_autoptr (CsSagittal) got = cs_volume_extract_sagittal (mask, slice);
+  double both = 0, in_mask = 0, in_seg = 0, total = 0;
+  for (int p = 0; p < got->width * got->height; p++)
+    {
+      both += got->data[p] > 0 && seg->data[p] > 0.5;
+      in_mask += got->data[p] > 0;
+      in_seg += seg->data[p] > 0.5;
+    }
+  for (gsize p = 0; p < cs_volume_n_voxels (mask); p++)
+    total += mask->data[p] > 0;
+  double dice = 2 * both / (in_mask + in_seg);
+  g_test_message ("centerline ROI vs the phantom's cord mask on slice %d: Dice %.3f "
+                  "(%g vs %g pixels, width %.1f mm)", slice, dice, in_mask, in_seg, width);
+  g_assert_cmpfloat (total, ==, in_mask);   /* only on the drawn slice */
+  g_assert_cmpfloat (dice, >, 0.7);
+
+  /* Drawn too wide (1.8 x), the image refinement cuts the CSF off again. */
+  const CsSidecar *sc = cs_annotation_get_sidecar (doc);
+  double dices[2];
+  for (int refine = 0; refine <= 1; refine++)
+    {
+      g_autoptr (CsVolume) wide = cs_centerline_mask_volume (
+        image, (const CsCenterlinePoint *) sc->centerline->data, sc->centerline->len,
+        1.8 * width, refine, NULL, &error);
+      g_assert_no_error (error);
+      g_autoptr (CsSagittal) w = cs_volume_extract_sagittal (wide, slice);
+      double wb = 0, wm = 0;
+      for (int p = 0; p < w->width * w->height; p++)
+        {
+          wb += w->data[p] > 0 && seg->data[p] > 0.5;
+          wm += w->data[p] > 0;
+        }
+      dices[refine] = 2 * wb / (wm + in_seg);
+    }
+  g_test_message ("1.8 x too wide: Dice %.3f plain, %.3f refined by the image", dices[0],
+                  dices[1]);
+  g_assert_cmpfloat (dices[1], >, dices[0] + 0.05);
+
+  /* Discs: the file's, minus a deleted one, with a moved one. */
+  g_autoptr (GArray) file = cs_discs_read (c->discs_path, CS_LABEL_FILE_DISCS, image, &error);
+  g_assert_no_error (error);
+  const CsDisc *d5 = NULL;
+  for (guint i = 0; i < file->len; i++)
+    if (g_array_index (file, CsDisc, i).value == 5)
+      d5 = &g_array_index (file, CsDisc, i);
+  g_assert_nonnull (d5);
+  cs_annotation_set_file_discs (doc, file);
+  g_action_group_activate_action (actions, "delete-disc", g_variant_new_int32 (4));
+  g_action_group_activate_action (actions, "place-disc",
+                                  g_variant_new ("(iddd)", 5, d5->voxel[0], d5->voxel[1] + 3,
+                                                 d5->voxel[2]));
+  g_autoptr (GArray) eff = cs_case_effective_discs (c, image, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (eff->len, ==, file->len - 1);
+  for (guint i = 0; i < eff->len; i++)
+    {
+      const CsDisc *d = &g_array_index (eff, CsDisc, i);
+      g_assert_cmpint (d->value, !=, 4);
+      if (d->value == 5)
+        g_assert_cmpfloat (d->voxel[1], ==, d5->voxel[1] + 3);
+    }
+  remove_tree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1191,5 +1325,6 @@ main (int argc, char **argv)
   g_test_add_func ("/annotation/next-disc", test_next_disc);
   g_test_add_func ("/annotation/csv-into-document", test_csv_into_document);
   g_test_add_func ("/annotation/worklist", test_worklist);
+  g_test_add_func ("/annotation/case-centerline-and-discs", test_case_centerline_and_discs);
   return g_test_run ();
 }
