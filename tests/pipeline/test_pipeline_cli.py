@@ -18,10 +18,12 @@ import json
 import math
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 
 try:
     import nibabel as nib
@@ -112,7 +114,8 @@ def main():
                 "--json", out_json, "--maps", maps)
         check(p.returncode == 0 and "zscore" in p.stderr, "detect zscore runs, says its detector")
         d = json.load(open(out_json))
-        keys = {"format", "version", "case", "image", "detector", "backend", "model", "k", "anomaly", "scored_on",
+        keys = {"format", "version", "case", "image", "detector", "backend", "model", "k",
+                "anomaly", "scored_on",
                 "schedule", "passes", "slice", "grid_size", "grid_to_display_rows",
                 "patient_score", "segments", "curve", "reconstruction", "timings"}
         check(keys <= set(d), "detection JSON has every documented key (missing: %s)"
@@ -251,6 +254,31 @@ def main():
         p = run("adapt", cases, "--model", model, "--out", adapted, "--epochs", 1,
                 "--strategy", "random", "--threads", 1, "--quiet")
         check(p.returncode == 0, "random strategy adapts without a run folder")
+
+        # ---- adapt cancelled: Ctrl-C keeps the last completed epoch --------------------
+        run2 = os.path.join(tmp, "run-cancel")
+        out2 = os.path.join(tmp, "cancelled.safetensors")
+        proc = subprocess.Popen([CLI, "adapt", cases, "--model", model, "--out", out2, "--run",
+                                 run2, "--epochs", "500", "--refresh", "1000", "--threads", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        epochs_csv = os.path.join(run2, "epochs.csv")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if os.path.exists(epochs_csv) and len(open(epochs_csv).read().split("\n")) >= 4:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+        rj = json.load(open(os.path.join(run2, "run.json")))
+        done = len([r for r in open(epochs_csv).read().split("\n")[1:] if r])
+        check(proc.returncode == 130 and rj["status"] == "cancelled" and rj["epochs_done"] == done
+              and done >= 2, "Ctrl-C: exit 130, run.json cancelled after %d epochs (%s)"
+              % (done, stderr.strip()[-120:]))
+        header = open(out2, "rb").read()
+        check(b'"adapted_epochs":"%d"' % done in header.replace(b" ", b""),
+              "the saved weights are those of the last completed epoch")
+        check(os.path.exists(os.path.join(run2, "checkpoint.safetensors")),
+              "the run folder keeps its checkpoint")
 
         # ---- evaluate ----------------------------------------------------------------
         ev_json = os.path.join(tmp, "ev.json")
