@@ -410,11 +410,15 @@ cs_slice_view_append_colour_bar (CsSliceView   *self,
     }
   g_autoptr(GBytes) bytes = g_bytes_new (rgba, sizeof rgba);
   g_autoptr(GdkTexture) bar = gdk_memory_texture_new (1, 256, GDK_MEMORY_R8G8B8A8, bytes, 4);
-  gtk_snapshot_append_texture (snapshot, bar, &GRAPHENE_RECT_INIT (x, y, COLOUR_BAR_WIDTH, bar_h));
 
   double max = self->layer_max[overlay];
   g_autofree char *top = g_strdup_printf ("%.3g", max);
   g_autofree char *bottom = g_strdup_printf ("%.3g", threshold * max);
+  /* On a dark plate: when zoomed, the bar and its scale lie over the image. */
+  GdkRGBA plate = { 0, 0, 0, 0.65f };
+  gtk_snapshot_append_color (snapshot, &plate,
+                             &GRAPHENE_RECT_INIT (x - 6, y - 26, COLOUR_BAR_ROOM - 4, bar_h + 32));
+  gtk_snapshot_append_texture (snapshot, bar, &GRAPHENE_RECT_INIT (x, y, COLOUR_BAR_WIDTH, bar_h));
   append_text (snapshot, widget, overlay_title (overlay), x + COLOUR_BAR_WIDTH / 2, y - 14, FALSE,
                fg);
   append_text (snapshot, widget, top, x + COLOUR_BAR_WIDTH + 4, y + 6, TRUE, fg);
@@ -808,6 +812,9 @@ cs_slice_view_init (CsSliceView *self)
   for (int i = 0; i < CS_N_OVERLAYS; i++)
     self->overlays[i] = (OverlaySettings) { TRUE, 0.7, 0.0 };
   self->overlays[CS_OVERLAY_ANOMALY].threshold = 0.2;
+  /* Near-zero uncertainty is everywhere the model looked: only the upper part is news. */
+  self->overlays[CS_OVERLAY_EU].threshold = 0.1;
+  self->overlays[CS_OVERLAY_AU].threshold = 0.1;
   self->overlays[CS_OVERLAY_EU].visible = FALSE;
   self->overlays[CS_OVERLAY_AU].visible = FALSE;
   self->overlays[CS_OVERLAY_MEAN].visible = FALSE;

@@ -1156,7 +1156,7 @@ overlay_scale (CsWindow  *self,
                const char *label)
 {
   GtkWidget *scale = gtk_scale_new_with_range (GTK_ORIENTATION_HORIZONTAL, 0, 1, 0.05);
-  gtk_widget_set_size_request (scale, 80, -1);
+  gtk_widget_set_size_request (scale, 72, -1);
   gtk_range_set_value (GTK_RANGE (scale), value);
   gtk_widget_set_tooltip_text (scale, label);
   gtk_accessible_update_property (GTK_ACCESSIBLE (scale), GTK_ACCESSIBLE_PROPERTY_LABEL, label,
@@ -1171,8 +1171,8 @@ cs_window_build_overlay_grid (CsWindow *self)
 {
   const char *labels[CS_N_OVERLAYS] = {
     [CS_OVERLAY_ANOMALY] = _("_Anomaly map"),
-    [CS_OVERLAY_EU] = _("_Epistemic uncertainty (EU)"),
-    [CS_OVERLAY_AU] = _("Aleatoric _uncertainty (AU)"),
+    [CS_OVERLAY_EU] = _("_EU (model’s doubt)"),
+    [CS_OVERLAY_AU] = _("A_U (residual)"),
     [CS_OVERLAY_MEAN] = _("_Mean reconstruction"),
     [CS_OVERLAY_CORD] = _("_Cord outline"),
     [CS_OVERLAY_DISCS] = _("_Disc markers"),

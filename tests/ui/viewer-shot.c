@@ -98,6 +98,13 @@ run_steps (CsApplication *app,
     gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, w, h));
   if (!gdk_texture_save_to_png (texture, argv[1]))
     return 1;
+  graphene_rect_t image;
+  if (cs_slice_view_get_image_rect (window->slice_view, &image))
+    g_print ("slice view %dx%d, zoom %.2f, slice drawn at %.0f,%.0f %.0fx%.0f\n",
+             gtk_widget_get_width (GTK_WIDGET (window->slice_view)),
+             gtk_widget_get_height (GTK_WIDGET (window->slice_view)),
+             cs_slice_view_get_zoom (window->slice_view), image.origin.x, image.origin.y,
+             image.size.width, image.size.height);
   g_print ("%s: %dx%d\n", argv[1], w, h);
   return 0;
 }
