@@ -527,7 +527,7 @@ cs_window_update_panel (CsWindow *self)
                          && isfinite (det->segments[i].score);
       double score = present ? det->segments[i].score : 0.0;
       gtk_level_bar_set_value (self->segment_bars[i], CLAMP (score / scale, 0, 1));
-      const char *call = det == NULL ? "" : !present ? _("No disc")
+      const char *call = det == NULL ? "" : !present ? _("Not scored")
                          : score >= threshold ? _("Suspicious") : _("Normal");
       gtk_label_set_label (self->segment_calls[i], call);
       set_style (GTK_WIDGET (self->segment_calls[i]),

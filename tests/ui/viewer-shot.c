@@ -84,6 +84,9 @@ run_steps (CsApplication *app,
             gtk_widget_activate_action (GTK_WIDGET (window), step, NULL);
         }
       iterate_for (150);
+      /* A step that opened another case is done when that case is on screen. */
+      while (window->load_cancellable != NULL)
+        iterate_for (20);
     }
   iterate_for (500);
 
