@@ -58,7 +58,8 @@ struct _CsAnnotation
   guint save_count;
   gboolean owns_recovery;  /* this document wrote (or restored) the recovery file; lock */
   guint64 change_seq;      /* changes so far */
-  guint64 settled_seq;     /* the change the save state speaks for */
+  guint64 request_seq;     /* background writes requested so far */
+  guint64 settled_request; /* the request whose outcome the save state shows */
 
   /* Background saving: one worker writes, in order; the newest text supersedes queued
    * older ones. Fields marked "lock" are shared with the worker. */
@@ -67,7 +68,7 @@ struct _CsAnnotation
   GMutex lock;
   GCond idle;
   guint jobs_in_flight;    /* lock */
-  guint64 enqueued_seq;    /* lock: the newest change handed to the worker */
+  guint64 enqueued_request; /* lock: the newest request handed to the worker */
   guint64 disk_seq;        /* lock: the newest change known to be in the sidecar */
   char *pending_recovery;
   CsSidecar *pending_sidecar;
@@ -511,7 +512,8 @@ save_now (CsAnnotation *self, GError **error)
 {
   g_autofree char *text = stamped_text (self);
   g_autofree char *message = NULL;
-  self->settled_seq = self->change_seq;
+  /* Outcomes of background writes queued before this one no longer count. */
+  self->settled_request = self->request_seq;
   if (write_document (self, text, &message))
     {
       self->save_count++;
@@ -545,7 +547,7 @@ cs_annotation_flush (CsAnnotation *self, GError **error)
   g_mutex_unlock (&self->lock);
   if (!on_disk)
     return save_now (self, error);
-  self->settled_seq = self->change_seq;
+  self->settled_request = self->request_seq;
   set_save_state (self, CS_SAVE_STATE_SAVED, NULL);
   return TRUE;
 }
@@ -553,7 +555,8 @@ cs_annotation_flush (CsAnnotation *self, GError **error)
 typedef struct
 {
   CsAnnotation *self;   /* a reference */
-  guint64 seq;
+  guint64 id;           /* request number */
+  guint64 change;       /* the change it writes */
   char *text;
   gboolean written;     /* FALSE: superseded by a newer text before its turn */
   gboolean ok;
@@ -580,12 +583,15 @@ deliver_save (gpointer data)
     return G_SOURCE_REMOVE;
   if (job->ok)
     self->save_count++;
-  if (job->seq == self->change_seq && job->seq > self->settled_seq)
-    {
-      self->settled_seq = job->seq;
-      set_save_state (self, job->ok ? CS_SAVE_STATE_SAVED : CS_SAVE_STATE_FAILED,
-                      job->ok ? NULL : job->message);
-    }
+  if (job->id != self->request_seq || job->id <= self->settled_request)
+    return G_SOURCE_REMOVE;   /* a newer request (or a save since) will speak */
+  self->settled_request = job->id;
+  if (!job->ok)
+    set_save_state (self, CS_SAVE_STATE_FAILED, job->message);
+  else if (job->change == self->change_seq)
+    set_save_state (self, CS_SAVE_STATE_SAVED, NULL);
+  else
+    set_save_state (self, CS_SAVE_STATE_DIRTY, NULL);   /* changed since it was queued */
   return G_SOURCE_REMOVE;
 }
 
@@ -595,7 +601,7 @@ save_worker (gpointer data, gpointer user_data)
   SaveJob *job = data;
   CsAnnotation *self = job->self;
   g_mutex_lock (&self->lock);
-  gboolean superseded = job->seq < self->enqueued_seq;
+  gboolean superseded = job->id < self->enqueued_request;
   g_mutex_unlock (&self->lock);
   if (!superseded)
     {
@@ -604,7 +610,7 @@ save_worker (gpointer data, gpointer user_data)
       if (job->ok)
         {
           g_mutex_lock (&self->lock);
-          self->disk_seq = MAX (self->disk_seq, job->seq);
+          self->disk_seq = MAX (self->disk_seq, job->change);
           g_mutex_unlock (&self->lock);
         }
     }
@@ -627,15 +633,26 @@ save_in_background (CsAnnotation *self)
 {
   SaveJob *job = g_new0 (SaveJob, 1);
   job->self = g_object_ref (self);
-  job->seq = self->change_seq;
+  job->id = ++self->request_seq;
+  job->change = self->change_seq;
   job->text = stamped_text (self);
   g_mutex_lock (&self->lock);
-  self->enqueued_seq = job->seq;
+  self->enqueued_request = job->id;
   self->jobs_in_flight++;
   g_mutex_unlock (&self->lock);
   if (self->save_state != CS_SAVE_STATE_FAILED)
     set_save_state (self, CS_SAVE_STATE_DIRTY, self->last_error);
   g_thread_pool_push (self->save_pool, job, NULL);
+}
+
+void
+cs_annotation_request_save (CsAnnotation *self)
+{
+  g_return_if_fail (CS_IS_ANNOTATION (self));
+  if (self->save_pool != NULL)
+    save_in_background (self);
+  else
+    save_now (self, NULL);
 }
 
 void
@@ -1590,8 +1607,9 @@ on_redo (GSimpleAction *action, GVariant *param, gpointer data)
 static void
 on_save (GSimpleAction *action, GVariant *param, gpointer data)
 {
-  /* The outcome is the save-state and last-error properties. */
-  cs_annotation_save (data, NULL);
+  /* The outcome is the save-state and last-error properties; no wait on the main thread
+   * when the document saves in the background. */
+  cs_annotation_request_save (data);
 }
 
 static void

@@ -148,6 +148,9 @@ void          cs_annotation_set_save_in_background (CsAnnotation *self, gboolean
 /* Writes the sidecar now (see the top of the file); on failure also the recovery file.
  * Waits for background writes first, so an older text never lands after this one. */
 gboolean      cs_annotation_save            (CsAnnotation *self, GError **error);
+/* Writes the sidecar now in the background (when saving there), else as
+ * cs_annotation_save(); the outcome is the save state. What the "save" action does. */
+void          cs_annotation_request_save    (CsAnnotation *self);
 /* Waits for background writes and writes whatever is not on disk yet: call it before
  * the document goes (closing the case or the window). TRUE when all is on disk. */
 gboolean      cs_annotation_flush           (CsAnnotation *self, GError **error);

@@ -1,17 +1,26 @@
 #!/bin/bash
-# kill-test-core.sh KILL_CHILD [--short]: the headless kill test. Starts KILL_CHILD (it labels and
+# kill-test-core.sh KILL_CHILD [--short] [--background]: the headless kill test. Starts KILL_CHILD (it labels and
 # saves after every change, printing PENDING/SAVED lines), SIGKILLs it at random moments,
 # restarts it on the same sidecar, and after every kill checks that the sidecar (and its
 # .bak) is a whole, valid annotation file holding the last state reported SAVED, or the
 # one PENDING after it (killed between the write and the report).
-# --short or CS_KILL_TEST_SHORT=1: 50 kills (CI); else 300. CS_KILL_TEST_SEED: the random seed.
+# --short or CS_KILL_TEST_SHORT=1: 50 kills (CI); else 300. --background: the child
+# saves through the worker thread, as the window does. CS_KILL_TEST_SEED: the random seed.
 # The UI kill test (tests/kill-test.sh) reuses check_sidecar with the app's own lines.
 set -u
 child=${1:?usage: kill-test-core.sh KILL_CHILD}
 python=${CS_PYTHON:-/usr/bin/python3}
 [ -x "$python" ] || python=python3
 kills=300
-[ "${CS_KILL_TEST_SHORT:-0}" = 1 ] || [ "${2:-}" = --short ] && kills=50
+mode=
+for arg in "${@:2}"; do
+  case $arg in
+    --short) kills=50 ;;
+    --background) mode=--background ;;
+    *) echo "kill-test-core.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+[ "${CS_KILL_TEST_SHORT:-0}" = 1 ] && kills=50
 RANDOM=${CS_KILL_TEST_SEED:-$$}
 work=$(mktemp -d "${TMPDIR:-/tmp}/cs-kill-test-XXXXXX")
 # CS_KILL_TEST_KEEP=1 keeps the folder (every run's output) for a look after a failure.
@@ -89,7 +98,7 @@ saves=0
 for ((run = 1; run <= kills; run++)); do
   out="$work/run.out"
   [ "${CS_KILL_TEST_KEEP:-0}" = 1 ] && out="$work/run-$run.out"
-  "$child" "$sidecar" "$RANDOM" >"$out" 2>"$work/run.err" &
+  "$child" "$sidecar" "$RANDOM" $mode >"$out" 2>"$work/run.err" &
   pid=$!
   # Random moments: from right at start-up (opening) to well into the save loop.
   sleep "0.$(printf '%03d' $((RANDOM % 250)))"

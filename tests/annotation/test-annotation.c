@@ -989,6 +989,28 @@ test_background_saves (void)
       wait_for_state (doc, CS_SAVE_STATE_SAVED);
       g_assert_false (g_file_test (cs_annotation_get_recovery_path (doc), G_FILE_TEST_EXISTS));
     }
+  /* Autosave off: a change stays dirty; the save action writes in the background; a
+   * change made while that write is under way keeps the document dirty. */
+  cs_annotation_set_autosave (doc, FALSE);
+  g_assert_true (cs_annotation_set_note (doc, "manual"));
+  g_assert_cmpint (cs_annotation_get_save_state (doc), ==, CS_SAVE_STATE_DIRTY);
+  g_action_group_activate_action (cs_annotation_get_action_group (doc), "save", NULL);
+  wait_for_state (doc, CS_SAVE_STATE_SAVED);
+  g_autoptr (CsSidecar) manual = cs_sidecar_load (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (manual->note, ==, "manual");
+  cs_annotation_request_save (doc);
+  g_assert_true (cs_annotation_set_note (doc, "after the request"));
+  for (int i = 0; i < 50; i++)
+    {
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (2000);
+    }
+  g_assert_cmpint (cs_annotation_get_save_state (doc), ==, CS_SAVE_STATE_DIRTY);
+  g_assert_true (cs_annotation_flush (doc, &error));
+  g_autoptr (CsSidecar) flushed = cs_sidecar_load (path, &error);
+  g_assert_cmpstr (flushed->note, ==, "after the request");
+  g_assert_cmpint (cs_annotation_get_save_state (doc), ==, CS_SAVE_STATE_SAVED);
   cs_annotation_set_save_in_background (doc, FALSE);
   remove_tree (dir);
 }
