@@ -1,6 +1,8 @@
 /* cs-export.c: dataset CSV (out and back in), SCT disc-label NIfTI, JSON dataset. */
 #include "io/cs-export.h"
 
+#include "io/cs-annotation.h"
+
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
@@ -32,6 +34,7 @@ cs_export_case_free (CsExportCase *c)
   if (c == NULL)
     return;
   cs_sidecar_free (c->sidecar);
+  g_clear_pointer (&c->discs, g_array_unref);
   g_free (c);
 }
 
@@ -43,19 +46,20 @@ cs_export_collect (GPtrArray *cases, GError **error)
   for (guint i = 0; i < cases->len; i++)
     {
       const CsCase *c = cases->pdata[i];
-      CsSidecar *s;
-      if (c->sidecar_path != NULL)
-        {
-          s = cs_sidecar_load (c->sidecar_path, error);
-          if (s == NULL)
-            return NULL;
-        }
-      else
-        {
-          g_autofree char *image = g_path_get_basename (c->image_path);
-          s = cs_sidecar_new (c->name, image, NULL);
-        }
-      g_ptr_array_add (out, cs_export_case_new_full (s, NULL));
+      g_autoptr (CsAnnotation) doc = cs_annotation_open_case (c, error);
+      if (doc == NULL)
+        return NULL;
+      /* A copy, so the export owns its labels. */
+      g_autofree char *text = cs_sidecar_to_json (cs_annotation_get_sidecar (doc));
+      CsSidecar *s = cs_sidecar_from_json (text, -1, c->sidecar_target, error);
+      if (s == NULL)
+        return NULL;
+      CsExportCase *ec = cs_export_case_new_full (s, NULL);
+      g_ptr_array_add (out, ec);
+      ec->centerline_width = cs_annotation_get_centerline_width (doc);
+      ec->discs = cs_case_effective_discs (c, NULL, error);
+      if (ec->discs == NULL)
+        return NULL;
     }
   return g_steal_pointer (&out);
 }
@@ -522,7 +526,30 @@ cs_export_json_text (GPtrArray *cases)
           else
             json_object_set_null_member (scores, name);
         }
-      json_object_set_object_member (json_node_get_object (node), "model_scores", scores);
+      JsonObject *entry = json_node_get_object (node);
+      json_object_set_object_member (entry, "model_scores", scores);
+      json_object_set_double_member (entry, "centerline_width", ec->centerline_width);
+      if (ec->discs != NULL)
+        {
+          JsonArray *discs = json_array_new ();
+          for (guint d = 0; d < ec->discs->len; d++)
+            {
+              const CsDisc *disc = &g_array_index (ec->discs, CsDisc, d);
+              JsonObject *o = json_object_new ();
+              json_object_set_int_member (o, "value", disc->value);
+              if (cs_disc_name (disc->value) != NULL)
+                json_object_set_string_member (o, "name", cs_disc_name (disc->value));
+              else
+                json_object_set_null_member (o, "name");
+              JsonArray *voxel = json_array_new ();
+              for (int a = 0; a < 3; a++)
+                json_array_add_double_element (voxel, disc->voxel[a]);
+              json_object_set_array_member (o, "voxel", voxel);
+              json_object_set_string_member (o, "source", cs_disc_source_to_string (disc->source));
+              json_array_add_object_element (discs, o);
+            }
+          json_object_set_array_member (entry, "effective_discs", discs);
+        }
       json_array_add_element (list, node);
     }
   json_object_set_array_member (root, "cases", list);

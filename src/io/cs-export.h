@@ -21,7 +21,9 @@
  *
  * JSON dataset: { "format": "cordscope-dataset", "version": 1, "exported": TIME,
  *   "cases": [ { ...the case's sidecar (schema v1)..., "model_scores": { "C2-3": 0.4 |
- *   null, ... } }, ... ] } */
+ *   null, ... }, "centerline_width": mm, "effective_discs": [ { "value", "name",
+ *   "voxel", "source" }, ... ] (only when known: the disc file under the annotator's)
+ *   }, ... ] } */
 #pragma once
 
 #include <glib.h>
@@ -39,6 +41,8 @@ typedef struct
 {
   CsSidecar *sidecar;
   double model_score[CS_N_SEGMENTS];   /* NAN: no score */
+  GArray *discs;                       /* the case's effective discs (CsDisc), or NULL */
+  double centerline_width;             /* mm; 0 when none */
 } CsExportCase;
 
 /* A case with an empty sidecar named CASE_NAME and no scores. */
@@ -49,7 +53,8 @@ void          cs_export_case_free    (CsExportCase *c);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CsExportCase, cs_export_case_free)
 
 /* CsExportCase* for every case (CsCase*) in CASES: its sidecar when it has one (errors as
- * cs_sidecar_load()), else an empty one; no scores. */
+ * cs_annotation_open()), else an empty one; its effective discs (the disc file under the
+ * annotator's, cs_case_effective_discs()) and centerline width; no scores. */
 GPtrArray    *cs_export_collect      (GPtrArray *cases, GError **error);
 
 /* The CSV text of CASES (CsExportCase*), rows in the given case order, segments in order. */

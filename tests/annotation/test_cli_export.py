@@ -92,6 +92,14 @@ def main():
         assert ds['cases'][0]['note'] == note
         assert ds['cases'][0]['model_scores']['C3-4'] == 0.25
         assert ds['cases'][0]['model_scores']['C4-5'] is None
+        # Effective discs: the file's, disc 5 moved by the annotator, disc 8 deleted.
+        eff = {d['value']: (d['voxel'], d['source']) for d in ds['cases'][0]['effective_discs']}
+        assert set(eff) == set(original) - {8}, eff
+        assert eff[5] == ([moved[0], moved[1] + 0.3, moved[2]], 'manual'), eff[5]
+        assert all(eff[v] == (list(original[v]), 'file') for v in eff if v != 5), eff
+        assert ds['cases'][0]['centerline_width'] == 0
+        assert [d['value'] for d in ds['cases'][1]['effective_discs']] == sorted(
+            disc_voxels(os.path.join(data, names[1] + '_labels-disc.nii.gz')))
 
         # Discs: the file's, disc 5 where the annotator moved it, disc 8 deleted.
         for name in names:
