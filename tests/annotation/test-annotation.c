@@ -743,8 +743,8 @@ test_recovery_on_open (void)
   g_unlink (path);
   doc = open_doc (path);
   g_assert_cmpstr (cs_annotation_get_pending_recovery (doc), ==, recovery);
-  g_assert_true (cs_annotation_discard_recovery (doc, &error));
-  g_assert_no_error (error);
+  g_action_group_activate_action (cs_annotation_get_action_group (doc), "discard-recovery",
+                                  NULL);
   g_assert_null (cs_annotation_get_pending_recovery (doc));
   g_assert_false (g_file_test (recovery, G_FILE_TEST_EXISTS));
 
@@ -809,6 +809,18 @@ test_commands (void)
   g_assert_cmpstr (cs_annotation_get_sidecar (doc)->segments[1].annotator, ==, "mk");
   g_assert_true (cs_annotation_undo (doc));
   g_assert_cmpstr (cs_annotation_get_sidecar (doc)->segments[1].annotator, ==, "jd");
+  /* Clearing takes the label, its annotator and its time away; undo brings them back. */
+  g_autofree char *stamped = g_strdup (cs_annotation_get_sidecar (doc)->segments[1].time);
+  g_action_group_activate_action (actions, "clear-label", g_variant_new_int32 (1));
+  g_assert_cmpint (cs_annotation_get_sidecar (doc)->segments[1].label, ==,
+                   CS_SEGMENT_LABEL_UNSET);
+  g_assert_null (cs_annotation_get_sidecar (doc)->segments[1].annotator);
+  g_assert_null (cs_annotation_get_sidecar (doc)->segments[1].time);
+  g_assert_cmpstr (cs_annotation_get_undo_label (doc), ==, "Clear the label of C3-4");
+  g_action_group_activate_action (actions, "undo", NULL);
+  g_assert_cmpint (cs_annotation_get_sidecar (doc)->segments[1].label, ==,
+                   CS_SEGMENT_LABEL_NORMAL);
+  g_assert_cmpstr (cs_annotation_get_sidecar (doc)->segments[1].time, ==, stamped);
 
   /* Accepting the model: unlabelled segments with a call, one command. */
   CsSegmentLabel calls[CS_N_SEGMENTS] = { CS_SEGMENT_LABEL_HYPERINTENSE,
