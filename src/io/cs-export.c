@@ -35,6 +35,7 @@ cs_export_case_free (CsExportCase *c)
     return;
   cs_sidecar_free (c->sidecar);
   g_clear_pointer (&c->discs, g_array_unref);
+  g_free (c->discs_error);
   g_free (c);
 }
 
@@ -57,9 +58,10 @@ cs_export_collect (GPtrArray *cases, GError **error)
       CsExportCase *ec = cs_export_case_new_full (s, NULL);
       g_ptr_array_add (out, ec);
       ec->centerline_width = cs_annotation_get_centerline_width (doc);
-      ec->discs = cs_case_effective_discs (c, NULL, error);
+      g_autoptr (GError) local = NULL;
+      ec->discs = cs_case_effective_discs (c, NULL, &local);
       if (ec->discs == NULL)
-        return NULL;
+        ec->discs_error = g_strdup (local->message);
     }
   return g_steal_pointer (&out);
 }
@@ -550,6 +552,8 @@ cs_export_json_text (GPtrArray *cases)
             }
           json_object_set_array_member (entry, "effective_discs", discs);
         }
+      else if (ec->discs_error != NULL)
+        json_object_set_string_member (entry, "effective_discs_error", ec->discs_error);
       json_array_add_element (list, node);
     }
   json_object_set_array_member (root, "cases", list);

@@ -22,7 +22,8 @@
  * JSON dataset: { "format": "cordscope-dataset", "version": 1, "exported": TIME,
  *   "cases": [ { ...the case's sidecar (schema v1)..., "model_scores": { "C2-3": 0.4 |
  *   null, ... }, "centerline_width": mm, "effective_discs": [ { "value", "name",
- *   "voxel", "source" }, ... ] (only when known: the disc file under the annotator's)
+ *   "voxel", "source" }, ... ] (the disc file under the annotator's) or
+ *   "effective_discs_error": "why the disc file could not be read"
  *   }, ... ] } */
 #pragma once
 
@@ -42,6 +43,7 @@ typedef struct
   CsSidecar *sidecar;
   double model_score[CS_N_SEGMENTS];   /* NAN: no score */
   GArray *discs;                       /* the case's effective discs (CsDisc), or NULL */
+  char *discs_error;                   /* why discs is NULL (an unreadable disc file) */
   double centerline_width;             /* mm; 0 when none */
 } CsExportCase;
 
@@ -54,7 +56,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CsExportCase, cs_export_case_free)
 
 /* CsExportCase* for every case (CsCase*) in CASES: its sidecar when it has one (errors as
  * cs_annotation_open()), else an empty one; its effective discs (the disc file under the
- * annotator's, cs_case_effective_discs()) and centerline width; no scores. */
+ * annotator's, cs_case_effective_discs(); an unreadable disc file leaves them out, with
+ * discs_error saying why, rather than stopping the export of the labels) and centerline
+ * width; no scores. */
 GPtrArray    *cs_export_collect      (GPtrArray *cases, GError **error);
 
 /* The CSV text of CASES (CsExportCase*), rows in the given case order, segments in order. */

@@ -116,6 +116,22 @@ def main():
             got = disc_voxels(os.path.join(discs_dir, name + '_labels-disc.nii.gz'))
             assert got == disc_voxels(os.path.join(data, name + '_labels-disc.nii.gz'))
 
+        # An unreadable disc file: the labels still export, the JSON says why there are
+        # no discs, and --discs fails naming the file.
+        broken = os.path.join(data, names[2] + '_labels-disc.nii.gz')
+        saved_bytes = open(broken, 'rb').read()
+        with open(broken, 'wb') as f:
+            f.write(saved_bytes[:100])
+        run('export', data, '--csv', out_csv, '--json', out_json)
+        with open(out_json, encoding='utf-8') as f:
+            ds2 = json.load(f)
+        assert 'effective_discs' not in ds2['cases'][2]
+        assert names[2] + '_labels-disc.nii.gz' in ds2['cases'][2]['effective_discs_error']
+        p = run('export', data, '--discs', os.path.join(tmp, 'discs2'), ok=False)
+        assert p.returncode == 1 and names[2] + '_labels-disc' in p.stderr, p.stderr
+        with open(broken, 'wb') as f:
+            f.write(saved_bytes)
+
         # The case's own disc folder is refused (never over a file someone made).
         p = run('export', data, '--discs', data, ok=False)
         assert p.returncode == 1 and 'own disc file' in p.stderr, p.stderr
