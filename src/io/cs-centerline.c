@@ -233,6 +233,16 @@ cs_centerline_mask_volume (const CsVolume *image, const CsCenterlinePoint *point
       g_set_error (error, local->domain, local->code, "%s: %s", source, local->message);
       return NULL;
     }
+  gsize n_inside = 0;
+  for (gsize p = 0; p < (gsize) view->width * view->height; p++)
+    n_inside += mask[p] > 0;
+  if (n_inside == 0)
+    {
+      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_GEOMETRY,
+                   "%s: the centerline's cord ROI is empty (its points lie off slice %ld)",
+                   source, slice);
+      return NULL;
+    }
   CsVolume *out = cs_volume_new_like (image);
   out->datatype = 16;   /* NIfTI float32, so a saved ROI reads back as written */
   for (int r = 0; r < view->height; r++)

@@ -43,7 +43,8 @@ float   *cs_centerline_mask_sagittal    (const CsSagittal *image, const CsDispla
 /* The same from voxel points (the sidecar's centerline) on IMAGE: the sagittal slice is
  * the points' mean position along the sagittal axis, rounded. A float32 volume on IMAGE's
  * grid, 1 in the ROI on that slice and 0 elsewhere (a `_seg` for detection). *SLICE (may
- * be NULL) receives the slice. Errors as above, and when the slice lies off the grid. */
+ * be NULL) receives the slice. Errors as above, and when the slice lies off the grid or
+ * the ROI is empty (points off the slice). */
 CsVolume *cs_centerline_mask_volume     (const CsVolume *image,
                                          const CsCenterlinePoint *points, guint n_points,
                                          double width_mm, gboolean refine, int *slice,

@@ -200,6 +200,11 @@ test_volume (void)
   g_assert_cmpfloat (cs_volume_at (mask, 3, 25, 30), ==, 0);
   g_assert_cmpuint (total, >, 60 * 4);
 
+  CsCenterlinePoint far[2] = { { { 3, 400, 60 } }, { { 3, 400, 4 } } };
+  g_assert_null (cs_centerline_mask_volume (image, far, 2, 4, FALSE, NULL, &error));
+  g_assert_error (error, CS_IO_ERROR, CS_IO_ERROR_GEOMETRY);
+  g_assert_nonnull (strstr (error->message, "empty"));
+  g_clear_error (&error);
   CsCenterlinePoint outside[2] = { { { 9, 20, 60 } }, { { 9, 20, 4 } } };
   g_assert_null (cs_centerline_mask_volume (image, outside, 2, 4, FALSE, NULL, &error));
   g_assert_error (error, CS_IO_ERROR, CS_IO_ERROR_GEOMETRY);
