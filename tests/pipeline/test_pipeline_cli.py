@@ -218,6 +218,14 @@ def main():
         check(sl.max() > 0.2 * src.max() and sl.max() < 2 * src.max(),
               "mean reconstruction back in the image's intensities")
 
+        # ---- the bundled model is the default ------------------------------------------
+        p = run("detect", os.path.join(lesion_dir, normal + ".nii.gz"), "--threads", 1,
+                "--quiet")
+        b = json.loads(p.stdout) if p.returncode == 0 else {}
+        check(str(b.get("model", "")).endswith("models/cordscope-u2ad-small.safetensors")
+              and b.get("grid_size") == 256 and b.get("passes", 99) <= 14,
+              "detect without --model uses the bundled model (%s)" % b.get("model"))
+
         # ---- adapt: 2 epochs, run folder --------------------------------------------
         run_dir = os.path.join(tmp, "run")
         adapted = os.path.join(tmp, "adapted.safetensors")
