@@ -16,12 +16,13 @@
  * with the annotator's replacing or added.
  *
  * Saving. After every change (with autosave on, the default) the sidecar is written
- * atomically (temp file + fsync + rename, the previous file kept as PATH.bak). It is a
- * few KiB, so the call is short enough for the main thread. When that fails (read-only
+ * atomically (temp file + fsync + rename, the previous file kept as PATH.bak): before the
+ * action returns (~10 ms of fsyncs here), or on a worker thread with
+ * cs_annotation_set_save_in_background() (what the window uses). When that fails (read-only
  * folder, full disk...), the state becomes FAILED with the error kept, the labels stay in
  * memory and are also written atomically to the recovery file
  * g_get_user_data_dir()/cordscope/recovery/NAME-HASH.cordscope.json; the sidecar is
- * tried again on the next change or on cs_annotation_save(). Once the sidecar is written
+ * tried again on the next change or on the save action. Once the sidecar is written
  * again, the recovery file this document wrote is removed.
  *
  * Opening. A recovery file newer than the sidecar (or with no sidecar) is reported by
@@ -44,7 +45,7 @@
  *   set-centerline "(a(ddd)d)" voxel points superior to inferior, width in mm
  *   accept-model               the model's calls on every unlabelled segment (one command)
  *   undo, redo                 enabled only when there is something to undo / redo
- *   save                       retry the sidecar now
+ *   save                       retry the sidecar now (in the background when saving there)
  *   restore-recovery, discard-recovery   enabled while a recovery file is pending
  * An action with a parameter out of range does nothing (and warns). */
 #pragma once
