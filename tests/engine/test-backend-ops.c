@@ -259,7 +259,8 @@ check_backend (CsBackend *be)
     r2 = dev_get (&d, gm, n);
     r3 = dev_get (&d, gv, n);
     compare (name, "adam params", r1, p, n, 1e-7, 1e-6);
-    compare (name, "adam m", r2, m, n, 1e-9, 1e-6);
+    /* m = b1 m + (1 - b1) g cancels: one rounding of its ~0.1 terms (FMA or not) is ~1e-8 */
+    compare (name, "adam m", r2, m, n, 3e-8, 1e-6);
     compare (name, "adam v", r3, v, n, 1e-12, 1e-6);
   }
 
