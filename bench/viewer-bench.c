@@ -12,6 +12,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <glib/gstdio.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "cs-application.h"
 #include "cs-window-private.h"
@@ -53,9 +55,29 @@ wait_detected (CsWindow *window)
   iterate_for (50);
 }
 
+/* CPU seconds of the whole process (all threads): on a shared, loaded machine this says
+ * what the work costs, where wall time says how busy the machine was. */
+static double
+process_cpu_ms (void)
+{
+  struct rusage usage;
+  getrusage (RUSAGE_SELF, &usage);
+  return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3
+         + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3;
+}
+
+static double last_cpu_ms;
+
 /* ---- first paint ---- */
 
-static gint64 painted_at;
+static gint64 painted_at, shown_at;
+
+static void
+on_state (CsWindow *window, GParamSpec *pspec, gpointer user_data)
+{
+  if (shown_at == 0 && cs_window_get_state (window) == CS_WINDOW_STATE_SHOWING)
+    shown_at = g_get_monotonic_time ();
+}
 
 static void
 on_after_paint (GdkFrameClock *clock,
@@ -73,12 +95,18 @@ first_paint_ms (CsWindow *window,
   gulong handler = g_signal_connect (clock, "after-paint", G_CALLBACK (on_after_paint), window);
   g_autoptr(GFile) file = g_file_new_for_path (path);
 
-  painted_at = 0;
+  gulong state_handler = g_signal_connect (window, "notify::state", G_CALLBACK (on_state), NULL);
+  painted_at = shown_at = 0;
+  double cpu_start = process_cpu_ms ();
   gint64 start = g_get_monotonic_time ();
   cs_window_open (window, file);
   while (painted_at == 0)
     g_main_context_iteration (NULL, TRUE);
+  last_cpu_ms = process_cpu_ms () - cpu_start;
   g_signal_handler_disconnect (clock, handler);
+  g_signal_handler_disconnect (window, state_handler);
+  g_print ("  case read and on screen after %.1f ms, painted %.1f ms later\n",
+           (shown_at - start) / 1000.0, (painted_at - shown_at) / 1000.0);
   return (painted_at - start) / 1000.0;
 }
 
@@ -140,14 +168,30 @@ slice_step_ms (CsWindow *window,
 /* ---- stall during detection ---- */
 
 static gint64 last_tick, longest_gap;
+static double last_tick_cpu, longest_cpu_gap;
+
+/* CPU time of the calling (main) thread, ms: what the main loop itself spent between two
+ * ticks, whatever else the machine ran meanwhile. */
+static double
+main_thread_cpu_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 static gboolean
 on_tick (gpointer user_data)
 {
   gint64 now = g_get_monotonic_time ();
+  double cpu = main_thread_cpu_ms ();
   if (last_tick != 0)
-    longest_gap = MAX (longest_gap, now - last_tick);
+    {
+      longest_gap = MAX (longest_gap, now - last_tick);
+      longest_cpu_gap = MAX (longest_cpu_gap, cpu - last_tick_cpu);
+    }
   last_tick = now;
+  last_tick_cpu = cpu;
   return G_SOURCE_CONTINUE;
 }
 
@@ -157,6 +201,7 @@ detection_stall_ms (CsWindow *window,
 {
   last_tick = 0;
   longest_gap = 0;
+  longest_cpu_gap = 0;
   guint tick = g_timeout_add (2, on_tick, NULL);
   gint64 start = g_get_monotonic_time ();
   cs_window_detect (window);
@@ -214,6 +259,15 @@ main (int argc, char **argv)
     return 1;
   g_application_hold (G_APPLICATION (app));
 
+  {
+    CsWindow *probe = new_window ();
+    GskRenderer *renderer = gtk_native_get_renderer (GTK_NATIVE (probe));
+    double load[3];
+    getloadavg (load, 3);
+    g_print ("renderer %s, %u processors, load average %.1f\n", G_OBJECT_TYPE_NAME (renderer),
+             g_get_num_processors (), load[0]);
+    gtk_window_destroy (GTK_WINDOW (probe));
+  }
   /* 1. First paint, on a fresh window, twice: the first also pays for loading code. */
   CsWindow *window = new_window ();
   double cold = first_paint_ms (window, errsm30);
@@ -222,22 +276,26 @@ main (int argc, char **argv)
   window = new_window ();
   double warm = first_paint_ms (window, errsm30);
   iterate_for (300);
-  g_print ("first paint, errsm30-full: %.1f ms (first open in the process %.1f ms)\n", warm, cold);
+  g_print ("first paint, errsm30-full: %.1f ms wall, %.1f ms CPU (first open in the process "
+           "%.1f ms wall)\n", warm, last_cpu_ms, cold);
 
   /* 2. Detection stall, then the slice steps with two maps on. */
   double detect_s;
   double stall = detection_stall_ms (window, &detect_s);
   const CsDetection *det = cs_window_get_detection (window);
-  g_print ("detection (%s on %s): %.2f s; longest main-loop stall %.1f ms\n",
+  g_print ("detection (%s on %s): %.2f s; longest main-loop stall %.1f ms wall, of which the "
+           "main thread's own work %.1f ms\n",
            det != NULL ? cs_detector_kind_name (det->detector) : "failed",
-           det != NULL ? det->backend : "-", detect_s, stall);
+           det != NULL ? det->backend : "-", detect_s, stall, longest_cpu_gap);
 
   cs_slice_view_set_overlay_visible (window->slice_view, CS_OVERLAY_ANOMALY, TRUE);
   cs_slice_view_set_overlay_visible (window->slice_view, CS_OVERLAY_EU, TRUE);
   cs_slice_view_set_overlay_visible (window->slice_view, CS_OVERLAY_CORD, TRUE);
   iterate_for (100);
   double median_all, median_maps;
+  double cpu_start = process_cpu_ms ();
   slice_step_ms (window, 200, &median_all, &median_maps);
+  g_print ("  CPU per step (mean over the 200): %.2f ms\n", (process_cpu_ms () - cpu_start) / 200);
   g_print ("slice-step redraw (step + snapshot + render), 200 steps: median %.2f ms; "
            "median of the frames with the anomaly and EU maps %.2f ms\n", median_all,
            median_maps);
