@@ -313,3 +313,75 @@ cs_worker_job_get_id (CsWorkerJob *job)
 {
   return job->id;
 }
+
+/* ---- detection jobs ---- */
+
+typedef struct
+{
+  CsCase          *cs_case;
+  CsPipelineModel *model;
+  CsDetectOptions  options;
+} DetectJob;
+
+static void
+detect_job_free (DetectJob *dj)
+{
+  cs_case_free (dj->cs_case);
+  g_free (dj);
+}
+
+static void
+detect_job_progress (const char *stage,
+                     double      fraction,
+                     gpointer    user_data)
+{
+  cs_worker_job_report (user_data, stage, fraction, NULL);
+}
+
+static gpointer
+detect_job_run (CsWorkerJob   *job,
+                gpointer       data,
+                GCancellable  *cancellable,
+                GError       **error)
+{
+  DetectJob *dj = data;
+  return cs_pipeline_detect_case (dj->cs_case, dj->model, &dj->options, cancellable,
+                                  detect_job_progress, job, error);
+}
+
+static CsCase *
+cs_case_copy (const CsCase *c)
+{
+  CsCase *copy = g_new0 (CsCase, 1);
+  copy->name = g_strdup (c->name);
+  copy->image_path = g_strdup (c->image_path);
+  copy->seg_path = g_strdup (c->seg_path);
+  copy->discs_path = g_strdup (c->discs_path);
+  copy->lesion_path = g_strdup (c->lesion_path);
+  copy->truth_path = g_strdup (c->truth_path);
+  copy->vert_labels_path = g_strdup (c->vert_labels_path);
+  copy->levels_path = g_strdup (c->levels_path);
+  copy->sidecar_path = g_strdup (c->sidecar_path);
+  copy->sidecar_target = g_strdup (c->sidecar_target);
+  copy->subject = g_strdup (c->subject);
+  copy->session = g_strdup (c->session);
+  return copy;
+}
+
+guint
+cs_worker_submit_detect (CsWorker              *self,
+                         const CsCase          *cs_case,
+                         CsPipelineModel       *model,
+                         const CsDetectOptions *options,
+                         CsWorkerDoneFunc       done,
+                         gpointer               done_data)
+{
+  g_return_val_if_fail (self != NULL && cs_case != NULL && options != NULL, 0);
+
+  DetectJob *dj = g_new0 (DetectJob, 1);
+  dj->cs_case = cs_case_copy (cs_case);
+  dj->model = model;
+  dj->options = *options;
+  return cs_worker_submit (self, "detect", detect_job_run, dj, (GDestroyNotify) detect_job_free,
+                           (GDestroyNotify) cs_detection_free, done, done_data);
+}

@@ -10,6 +10,8 @@
 
 #include <gio/gio.h>
 
+#include "engine/cs-pipeline.h"
+
 G_BEGIN_DECLS
 
 typedef struct _CsWorker    CsWorker;
@@ -61,6 +63,16 @@ gboolean  cs_worker_cancel       (CsWorker             *worker,
 guint     cs_worker_get_running  (CsWorker             *worker);
 /* Jobs queued or running. */
 guint     cs_worker_get_n_jobs   (CsWorker             *worker);
+
+/* Detection of one case (cs_pipeline_detect_case) as a job: progress is the pipeline's
+ * (stage, fraction); DONE gets a CsDetection (free with cs_detection_free). CS_CASE and
+ * OPTIONS are copied; MODEL (NULL for the z-score detector) must outlive the job. */
+guint     cs_worker_submit_detect (CsWorker              *worker,
+                                   const CsCase          *cs_case,
+                                   CsPipelineModel       *model,
+                                   const CsDetectOptions *options,
+                                   CsWorkerDoneFunc       done,
+                                   gpointer               done_data);
 
 /* From inside a job: publishes its progress (FRACTION 0..1, or < 0 when unknown). */
 void      cs_worker_job_report   (CsWorkerJob          *job,

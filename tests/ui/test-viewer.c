@@ -489,6 +489,73 @@ test_u2ad_maps_and_mean_swap (void)
   close_all_windows ();
 }
 
+/* The slice view alone: Ctrl+wheel zoom keeps the point under the cursor, pan moves the
+ * slice by the drag, fit restores it, and the readout names the voxel, millimetres and
+ * values under the cursor. */
+static void
+test_slice_view_zoom_pan_readout (void)
+{
+  enum { W = 40, H = 60 };
+  CsSagittal *s = g_new0 (CsSagittal, 1);
+  s->width = W;
+  s->height = H;
+  s->spacing[0] = 1.0;
+  s->spacing[1] = 2.0;
+  /* px2vox: (col, row) -> voxel (col, H - 1 - row, 3); px2mm: 1 x 2 mm, offset (5, 7, 9). */
+  double px2vox[4][4] = { { 1, 0, 0, 0 }, { 0, -1, 0, H - 1 }, { 0, 0, 0, 3 }, { 0, 0, 0, 1 } };
+  double px2mm[4][4] = { { 1, 0, 0, 5 }, { 0, -2, 0, 7 }, { 0, 0, 0, 9 }, { 0, 0, 0, 1 } };
+  memcpy (s->px2vox, px2vox, sizeof px2vox);
+  memcpy (s->px2mm, px2mm, sizeof px2mm);
+  s->slice = 3;
+  s->data = g_new (float, W * H);
+  for (int i = 0; i < W * H; i++)
+    s->data[i] = (float) i;
+
+  GtkWidget *window = gtk_window_new ();
+  GtkWidget *view = cs_slice_view_new ();
+  gtk_window_set_child (GTK_WINDOW (window), view);
+  gtk_window_set_default_size (GTK_WINDOW (window), 500, 500);
+  gtk_window_present (GTK_WINDOW (window));
+  CsSliceView *sv = CS_SLICE_VIEW (view);
+  cs_slice_view_set_sagittal (sv, s, 7);
+  iterate_for (300);
+
+  graphene_rect_t fit, zoomed;
+  g_assert_true (cs_slice_view_get_image_rect (sv, &fit));
+  /* 40 mm wide, 120 mm tall. */
+  g_assert_cmpfloat_with_epsilon (fit.size.width / fit.size.height, 40.0 / 120.0, 0.01);
+  double x = fit.origin.x + fit.size.width * 0.3, y = fit.origin.y + fit.size.height * 0.6;
+  double row_before = cs_slice_view_y_to_row (sv, y);
+  cs_slice_view_zoom_at (sv, 2.5, x, y);
+  g_assert_cmpfloat (cs_slice_view_get_zoom (sv), ==, 2.5);
+  g_assert_true (cs_slice_view_get_image_rect (sv, &zoomed));
+  g_assert_cmpfloat_with_epsilon (zoomed.size.width, fit.size.width * 2.5, 1e-3);
+  g_assert_cmpfloat_with_epsilon (cs_slice_view_y_to_row (sv, y), row_before, 1e-4);
+  g_assert_cmpfloat_with_epsilon ((x - zoomed.origin.x) / zoomed.size.width, 0.3, 1e-5);
+  cs_slice_view_pan (sv, 10, -4);
+  graphene_rect_t panned;
+  g_assert_true (cs_slice_view_get_image_rect (sv, &panned));
+  g_assert_cmpfloat_with_epsilon (panned.origin.x - zoomed.origin.x, 10, 1e-4);
+  g_assert_cmpfloat_with_epsilon (panned.origin.y - zoomed.origin.y, -4, 1e-4);
+  cs_slice_view_zoom_fit (sv);
+  g_assert_true (cs_slice_view_get_image_rect (sv, &zoomed));
+  g_assert_true (graphene_rect_equal (&zoomed, &fit));
+
+  /* Cursor at pixel (col 12, row 20): voxel (12, 39, 3), mm (17, -33, 9), value 20*40+12. */
+  cs_slice_view_set_cursor (sv, 12.5, 20.5);
+  g_autofree char *readout = cs_slice_view_dup_readout (sv);
+  g_test_message ("%s", readout);
+  g_assert_nonnull (strstr (readout, "Voxel 12, 39, 3"));
+  g_assert_nonnull (strstr (readout, "17.0, -33.0, 9.0 mm"));
+  g_assert_nonnull (strstr (readout, "Intensity 812"));
+  g_assert_null (strstr (readout, "Anomaly"));
+  cs_slice_view_set_cursor (sv, -1, -1);
+  g_assert_null (cs_slice_view_dup_readout (sv));
+
+  gtk_window_destroy (GTK_WINDOW (window));
+  iterate_for (50);
+}
+
 /* Every window action has an accelerator and is in the shortcuts window. */
 static void
 test_actions_have_listed_accelerators (void)
@@ -548,6 +615,7 @@ main (int argc, char **argv)
 
   g_test_add_func ("/ui/viewer/actions-have-listed-accelerators",
                    test_actions_have_listed_accelerators);
+  g_test_add_func ("/ui/viewer/slice-view-zoom-pan-readout", test_slice_view_zoom_pan_readout);
   g_test_add_func ("/ui/viewer/sample-detect-overlay-on-lesion",
                    test_sample_detect_overlay_on_lesion);
   g_test_add_func ("/ui/viewer/next-case-keeps-view-and-results",

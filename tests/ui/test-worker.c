@@ -6,6 +6,8 @@
 #include <gio/gio.h>
 
 #include "engine/cs-worker.h"
+#include "io/cs-case.h"
+#include "io/cs-paths.h"
 
 typedef struct
 {
@@ -199,6 +201,59 @@ test_free_while_running (void)
   fixture_clear (&f);
 }
 
+static CsDetection *detected;
+
+static void
+on_detect_done (CsWorker *worker, guint job_id, gpointer result, const GError *error,
+                gpointer user_data)
+{
+  g_assert_no_error ((GError *) error);
+  detected = result;
+  *(gboolean *) user_data = TRUE;
+}
+
+/* A detection through the worker is the pipeline's own, reported on the main thread. */
+static void
+test_detect_job_matches_pipeline (void)
+{
+  g_autofree char *samples = cs_data_find ("samples");
+  if (samples == NULL)
+    {
+      g_test_skip ("the bundled sample folder is not built");
+      return;
+    }
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) cases = cs_case_discover (samples, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (cases->len, >, 0);
+  const CsCase *first = g_ptr_array_index (cases, 0);
+  CsDetectOptions options;
+  cs_detect_options_init (&options);
+  options.detector = CS_DETECTOR_ZSCORE;
+
+  Fixture f = { 0 };
+  fixture_init (&f);
+  CsWorker *worker = cs_worker_new (NULL, on_progress, &f);
+  gboolean done = FALSE;
+  guint id = cs_worker_submit_detect (worker, first, NULL, &options, on_detect_done, &done);
+  g_assert_cmpuint (id, >, 0);
+  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  while (!done && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_true (done);
+  g_assert_nonnull (detected);
+
+  g_autoptr(CsDetection) direct = cs_pipeline_detect_case (first, NULL, &options, NULL, NULL,
+                                                           NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpfloat (detected->patient_score, ==, direct->patient_score);
+  g_assert_cmpint (detected->slice_index, ==, direct->slice_index);
+  g_assert_cmpstr (detected->case_name, ==, first->name);
+  g_clear_pointer (&detected, cs_detection_free);
+  cs_worker_free (worker);
+  fixture_clear (&f);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -207,5 +262,6 @@ main (int argc, char **argv)
   g_test_add_func ("/worker/progress-is-coalesced", test_progress_is_coalesced);
   g_test_add_func ("/worker/cancel-queued-job", test_cancel_queued_job);
   g_test_add_func ("/worker/free-while-running", test_free_while_running);
+  g_test_add_func ("/worker/detect-job-matches-pipeline", test_detect_job_matches_pipeline);
   return g_test_run ();
 }
