@@ -61,6 +61,10 @@ def main():
              "OK" if not bad else "%d OFF" % len(bad), args.tol))
     for d in bad[:10]:
         print("  off: %s" % d[1])
+    print("detect inference time (s, cpu / cuda): %s"
+          % ", ".join("%s %.3f / %.3f" % (c.get("case"), c["timings"]["inference_s"],
+                                          g["timings"]["inference_s"])
+                      for c, g in zip(cpu, cuda) if "timings" in c and "timings" in g))
     return 1 if bad else 0
 
 

@@ -16,7 +16,8 @@ TARGETS=(src/engine/cuda/libcs-backend-cuda.so tests/engine/test-backend-ops
          tests/gpu/test-cuda-backend tests/gpu/test-cuda-model bench/cs-bench-model
          src/cli/cordscope-cli data/samples/phantom-0000.nii.gz)
 
-grep -qx '/gpu-pack/' "$ROOT/.git/info/exclude" 2>/dev/null || echo '/gpu-pack/' >> "$ROOT/.git/info/exclude"
+grep -qx '/gpu-pack/' "$ROOT/.git/info/exclude" 2>/dev/null \
+  || echo '/gpu-pack/' >> "$ROOT/.git/info/exclude"
 if [ ! -f "$BUILD/build.ninja" ]; then
   meson setup "$BUILD" "$ROOT" -Dcuda=enabled -Dui=disabled --buildtype=release
 fi

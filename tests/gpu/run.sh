@@ -66,7 +66,8 @@ note "machine: $(uname -m), $(nproc) cores; GPU: ${GPU:-none}"
 LIBPATH=""
 native_ok () {
   [ -z "${CS_GPU_USE_PACK:-}" ] || return 1 # force the gpu-pack path (to test it)
-  command -v meson > /dev/null && command -v ninja > /dev/null && command -v pkg-config > /dev/null \
+  command -v meson > /dev/null && command -v ninja > /dev/null \
+    && command -v pkg-config > /dev/null \
     && { command -v nvcc > /dev/null || [ -x /usr/local/cuda/bin/nvcc ]; } \
     && pkg-config --exists glib-2.0 gio-2.0 gmodule-2.0 json-glib-1.0 openblas zlib \
     && [ -e /usr/include/nifti/nifti2_io.h ]
@@ -148,7 +149,8 @@ if step op-parity 300 "${RUN[@]}" "$BUILD/tests/engine/test-backend-ops" \
     | tee -a "$LOG" > "$RESULTS/op-parity-summary.txt"
   SUMMARY+=("$(awk '{printf "   %s", $0} END {print ""}' "$RESULTS/op-parity-summary.txt")")
 else
-  fail "op parity (see $RESULTS/op-parity.log): $(grep -m3 -E 'ERROR|not ok|SKIP' "$RESULTS/op-parity.log" | tr '\n' ' ')"
+  fail "op parity (see $RESULTS/op-parity.log):" \
+       "$(grep -m3 -E 'ERROR|not ok|SKIP' "$RESULTS/op-parity.log" | tr '\n' ' ')"
 fi
 if command -v compute-sanitizer > /dev/null 2>&1; then
   for tool in memcheck racecheck; do
@@ -160,16 +162,19 @@ if command -v compute-sanitizer > /dev/null 2>&1; then
     elif [ $rc -eq 124 ]; then
       note "compute-sanitizer $tool: not finished in 150 s (no verdict)"
     else
-      fail "compute-sanitizer $tool exited $rc (see $RESULTS/sanitizer-$tool.log): $(grep -m1 'SUMMARY' "$RESULTS/sanitizer-$tool.log")"
+      fail "compute-sanitizer $tool exited $rc (see $RESULTS/sanitizer-$tool.log):" \
+           "$(grep -m1 'SUMMARY' "$RESULTS/sanitizer-$tool.log")"
     fi
   done
 fi
 
 # ---------------------------------------------------------------- model parity
 if step model-parity 500 "${RUN[@]}" "$BUILD/tests/gpu/test-cuda-model"; then
-  note "model parity: $(grep -E ': (loss|gradients|after 10)' "$RESULTS/model-parity.log" | tr '\n' ';')"
+  note "model parity: $(grep -E ': (loss|gradients|after 10)' "$RESULTS/model-parity.log" \
+                        | tr '\n' ';')"
 else
-  fail "model parity (see $RESULTS/model-parity.log): $(grep -m5 FAIL "$RESULTS/model-parity.log" | tr '\n' ' ')"
+  fail "model parity (see $RESULTS/model-parity.log):" \
+       "$(grep -m5 FAIL "$RESULTS/model-parity.log" | tr '\n' ' ')"
 fi
 
 # ---------------------------------------------------------------- detection parity
@@ -180,19 +185,16 @@ if step detect-cpu 300 "${RUN[@]}" "$CLI" detect "$BUILD/data/samples" --backend
      --json "$RESULTS/detect-cuda.json" \
    && step detect-compare 60 python3 tests/gpu/compare-detect.py "$RESULTS/detect-cpu.json" \
      "$RESULTS/detect-cuda.json" --tol 1e-3; then
-  note "$(head -1 "$RESULTS/detect-compare.log")"
-  note "detect timings (s, cpu / cuda): $(python3 -c 'import json,sys
-a,b=(json.load(open(p)) for p in sys.argv[1:])
-a=a if isinstance(a,list) else [a]; b=b if isinstance(b,list) else [b]
-print(", ".join("%s %.3f / %.3f" % (x["case"], x["timings"]["inference_s"], y["timings"]["inference_s"]) for x,y in zip(a,b)))' "$RESULTS/detect-cpu.json" "$RESULTS/detect-cuda.json" 2>&1)"
+  while read -r line; do note "$line"; done < "$RESULTS/detect-compare.log"
 else
-  fail "detection parity (see $RESULTS/detect-*.log): $(cat "$RESULTS/detect-compare.log" 2>/dev/null | head -3 | tr '\n' ' ')"
+  fail "detection parity (see $RESULTS/detect-*.log):" \
+       "$(head -3 "$RESULTS/detect-compare.log" 2>/dev/null | tr '\n' ' ')"
 fi
 
 # ---------------------------------------------------------------- benchmark
 if step bench 540 "${RUN[@]}" env PYTHONUNBUFFERED=1 python3 tests/gpu/gpu-bench.py \
      --bench-model "$BUILD/bench/cs-bench-model"; then
-  grep -E "^(K=[0-9]+ MC|training)" "$RESULTS/bench.log" | while read -r line; do echo "$line"; done > "$RESULTS/bench-summary.txt"
+  grep -E "^(K=[0-9]+ MC|training)" "$RESULTS/bench.log" > "$RESULTS/bench-summary.txt"
   while read -r line; do note "bench: $line"; done < "$RESULTS/bench-summary.txt"
   tail -1 "$RESULTS/bench.log" > "$RESULTS/bench.json"
 else

@@ -4,8 +4,10 @@
  * after one forward/backward, then 10 training steps (forward, backward, Adam) with the
  * loss of each step and the parameters at the end. Configurations: "tiny" (head dim 8,
  * context dropped), "reference" (all context, batch 2) and two with head dims 16/40 and
- * 24/32, which run the 16-, 32- and 64-wide attention kernels (zero-padded where needed). Then an out-of-memory
- * allocation must give NULL, a clear error and no crash. Without a usable GPU: exit 77.
+ * 24/32, which run the 16-, 32- and 64-wide attention kernels (zero-padded where needed).
+ * Then an out-of-memory allocation must give NULL, a clear error and no crash. Without a
+ * usable GPU: exit 77. CS_TEST_BACKEND=cpu checks this harness on the CPU alone;
+ * CS_TEST_QUICK=1 leaves out the reference configuration.
  *
  * Tolerances (fp32 on both sides, GEMMs in fp32, summation orders differ):
  *   loss: |a - b| <= 1e-4 |b|;  predictions: |a - b| <= 1e-4 + 1e-4 |b|;
@@ -55,8 +57,9 @@ make_batch (const CsModelConfig *c, int B, guint32 seed, float **images, guint8 
         for (int x = 0; x < S; x++)
           {
             double cord = exp (-pow ((x - centre - 8 * sin (y / 40.0)) / 7.0, 2));
-            img[(size_t) y * S + x] = (float) CLAMP (0.3 + 0.5 * cord + 0.1 * sin (x / 9.0 + y / 13.0)
-                                                     + 0.03 * g_rand_double_range (rng, -1, 1), 0, 1);
+            double v = 0.3 + 0.5 * cord + 0.1 * sin (x / 9.0 + y / 13.0)
+                       + 0.03 * g_rand_double_range (rng, -1, 1);
+            img[(size_t) y * S + x] = (float) CLAMP (v, 0.0, 1.0);
             roi[(size_t) y * S + x] = fabs (x - centre - 8 * sin (y / 40.0)) <= 9.0;
           }
       cs_patch_roi_from_mask (c, roi, is_roi);

@@ -292,8 +292,8 @@ static gboolean
 attention_shape_ok (CsCudaContext *ctx, int T, int C, int NH, int *hd)
 {
   if (NH <= 0 || C % NH != 0)
-    return cs_cuda_fail (ctx, __FILE__, __LINE__, "attention: %d channels do not split into %d heads",
-                         C, NH);
+    return cs_cuda_fail (ctx, __FILE__, __LINE__,
+                         "attention: %d channels do not split into %d heads", C, NH);
   *hd = C / NH;
   if (*hd > 64)
     return cs_cuda_fail (ctx, __FILE__, __LINE__,

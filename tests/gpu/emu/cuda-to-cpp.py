@@ -18,7 +18,8 @@ def kernel_bodies(text):
     bodies = {}
     for m in re.finditer(r"__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?\n?(\w+)\s*\(",
                          text):
-        end = re.compile(r"^(static|template|gboolean|extern|#define)\b", re.M).search(text, m.end())
+        end = re.compile(r"^(static|template|gboolean|extern|#define)\b",
+                         re.M).search(text, m.end())
         bodies[m.group(1)] = text[m.end():end.start() if end else len(text)]
     return bodies
 

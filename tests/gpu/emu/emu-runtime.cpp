@@ -333,7 +333,11 @@ cublasDestroy (cublasHandle_t handle)
 }
 
 cublasStatus_t cublasSetStream (cublasHandle_t h, cudaStream_t s) { return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasSetMathMode (cublasHandle_t h, cublasMath_t m) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t
+cublasSetMathMode (cublasHandle_t h, cublasMath_t m)
+{
+  return CUBLAS_STATUS_SUCCESS;
+}
 
 cublasStatus_t
 cublasGemmEx (cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m,
