@@ -685,18 +685,30 @@ on_window_begin (GtkGestureDrag *gesture,
   self->drag_high = self->window_high;
 }
 
-/* Right-drag: right widens the window, down lowers the level (the image brightens). */
+void
+cs_slice_view_window_after_drag (double  low,
+                                 double  high,
+                                 double  dx,
+                                 double  dy,
+                                 double *new_low,
+                                 double *new_high)
+{
+  double width = high - low, level = (high + low) / 2;
+  double new_width = width * pow (2.0, dx / WINDOW_DRAG_PIXELS);
+  double new_level = level - dy * width / WINDOW_DRAG_PIXELS;
+  *new_low = new_level - new_width / 2;
+  *new_high = new_level + new_width / 2;
+}
+
 static void
 on_window_update (GtkGestureDrag *gesture,
                   double          dx,
                   double          dy,
                   CsSliceView    *self)
 {
-  double width = self->drag_high - self->drag_low;
-  double level = (self->drag_high + self->drag_low) / 2;
-  double new_width = width * pow (2.0, dx / WINDOW_DRAG_PIXELS);
-  double new_level = level - dy * width / WINDOW_DRAG_PIXELS;
-  cs_slice_view_set_window (self, new_level - new_width / 2, new_level + new_width / 2);
+  double low, high;
+  cs_slice_view_window_after_drag (self->drag_low, self->drag_high, dx, dy, &low, &high);
+  cs_slice_view_set_window (self, low, high);
 }
 
 static void

@@ -86,6 +86,14 @@ void              cs_slice_view_get_window     (CsSliceView *self,
                                                 double      *low,
                                                 double      *high);
 void              cs_slice_view_reset_window   (CsSliceView *self);
+/* The window after a right-drag of (DX, DY) pixels from LOW..HIGH: 200 px right double its
+ * width, 200 px down lower its level by one width (the image brightens); up and left undo. */
+void              cs_slice_view_window_after_drag (double  low,
+                                                   double  high,
+                                                   double  dx,
+                                                   double  dy,
+                                                   double *new_low,
+                                                   double *new_high);
 
 /* Zoom by FACTOR keeping widget point (X, Y) still; fit shows the whole slice. */
 void              cs_slice_view_zoom_at        (CsSliceView *self,

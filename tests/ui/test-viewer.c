@@ -552,8 +552,57 @@ test_slice_view_zoom_pan_readout (void)
   cs_slice_view_set_cursor (sv, -1, -1);
   g_assert_null (cs_slice_view_dup_readout (sv));
 
+  /* Right-drag: 200 px right doubles the width about the same level; 100 px down lowers the
+   * level by half the width; dragging back restores the window. */
+  double low, high;
+  cs_slice_view_window_after_drag (100, 300, 200, 0, &low, &high);
+  g_assert_cmpfloat_with_epsilon (low, 0, 1e-9);
+  g_assert_cmpfloat_with_epsilon (high, 400, 1e-9);
+  cs_slice_view_window_after_drag (100, 300, 0, 100, &low, &high);
+  g_assert_cmpfloat_with_epsilon (low, 0, 1e-9);
+  g_assert_cmpfloat_with_epsilon (high, 200, 1e-9);
+  cs_slice_view_window_after_drag (100, 300, -200, 0, &low, &high);
+  g_assert_cmpfloat_with_epsilon (high - low, 100, 1e-9);
+
   gtk_window_destroy (GTK_WINDOW (window));
   iterate_for (50);
+}
+
+/* Dropping a folder on the window opens it, as the file chooser would. */
+static void
+test_drop_folder_opens_it (void)
+{
+  g_autofree char *samples = sample_folder ();
+  if (samples == NULL)
+    return;
+  CsWindow *window = cs_window_new (app);
+  gtk_window_present (GTK_WINDOW (window));
+  iterate_for (100);
+
+  GtkDropTarget *drop = NULL;
+  g_autoptr(GListModel) controllers = gtk_widget_observe_controllers (GTK_WIDGET (window));
+  for (guint i = 0; i < g_list_model_get_n_items (controllers); i++)
+    {
+      g_autoptr(GObject) controller = g_list_model_get_item (controllers, i);
+      if (GTK_IS_DROP_TARGET (controller))
+        drop = GTK_DROP_TARGET (controller);
+    }
+  g_assert_nonnull (drop);
+
+  g_autoptr(GFile) folder = g_file_new_for_path (samples);
+  GSList *files = g_slist_append (NULL, folder);
+  GValue value = G_VALUE_INIT;
+  g_value_init (&value, GDK_TYPE_FILE_LIST);
+  g_value_set_boxed (&value, files);
+  gboolean accepted = FALSE;
+  g_signal_emit_by_name (drop, "drop", &value, 10.0, 10.0, &accepted);
+  g_value_unset (&value);
+  g_slist_free (files);
+  g_assert_true (accepted);
+  wait_for_load (window);
+  g_assert_cmpuint (window->cases->len, ==, 3);
+  g_assert_cmpstr (cs_window_get_case_name (window), ==, "phantom-0000");
+  close_all_windows ();
 }
 
 /* Every window action has an accelerator and is in the shortcuts window. */
@@ -621,6 +670,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/viewer/next-case-keeps-view-and-results",
                    test_next_case_keeps_view_and_results);
   g_test_add_func ("/ui/viewer/slice-stepping", test_slice_stepping);
+  g_test_add_func ("/ui/viewer/drop-folder-opens-it", test_drop_folder_opens_it);
   g_test_add_func ("/ui/viewer/queued-detection-cancels", test_queued_detection_cancels);
   g_test_add_func ("/ui/viewer/failed-detection-says-why", test_failed_detection_says_why);
   g_test_add_func ("/ui/viewer/u2ad-maps-and-mean-swap", test_u2ad_maps_and_mean_swap);
