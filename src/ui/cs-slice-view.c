@@ -106,12 +106,43 @@ overlay_is_colour_map (CsOverlay overlay)
   return overlay == CS_OVERLAY_ANOMALY || overlay == CS_OVERLAY_EU || overlay == CS_OVERLAY_AU;
 }
 
-static int
-compare_floats (const void *a,
-                const void *b)
+/* The K-th smallest of VALUES[0..N-1] (reorders them): Hoare's selection, O(n) expected,
+ * so the automatic window costs the main loop well under a millisecond. */
+static float
+select_kth (float *values,
+            gsize  n,
+            gsize  k)
 {
-  float x = *(const float *) a, y = *(const float *) b;
-  return (x > y) - (x < y);
+  gsize lo = 0, hi = n - 1;
+  while (lo < hi)
+    {
+      float pivot = values[lo + (hi - lo) / 2];
+      gsize i = lo, j = hi;
+      while (i <= j)
+        {
+          while (values[i] < pivot)
+            i++;
+          while (values[j] > pivot)
+            j--;
+          if (i <= j)
+            {
+              float t = values[i];
+              values[i] = values[j];
+              values[j] = t;
+              i++;
+              if (j == 0)
+                break;
+              j--;
+            }
+        }
+      if (k <= j)
+        hi = j;
+      else if (k >= i)
+        lo = i;
+      else
+        return values[k];
+    }
+  return values[k];
 }
 
 /* Percentiles P_LOW and P_HIGH (0..100, nearest rank) of the finite values in DATA. */
@@ -132,10 +163,9 @@ finite_percentiles (const float *data,
   if (n_finite == 0)
     return FALSE;
 
-  /* A slice is at most a few hundred thousand pixels: sorting takes milliseconds. */
-  qsort (values, n_finite, sizeof (float), compare_floats);
-  *low = values[(gsize) lround (p_low / 100.0 * (double) (n_finite - 1))];
-  *high = values[(gsize) lround (p_high / 100.0 * (double) (n_finite - 1))];
+  *low = select_kth (values, n_finite, (gsize) lround (p_low / 100.0 * (double) (n_finite - 1)));
+  *high = select_kth (values, n_finite,
+                      (gsize) lround (p_high / 100.0 * (double) (n_finite - 1)));
   return TRUE;
 }
 
