@@ -50,9 +50,11 @@ struct _CsModel
 
   float *pos_enc, *pos_dec;                /* backend, [N, E] and [N, Dd] */
 
-  /* activation arena, for batches up to cap_batch; without gradients the layers share one
-   * set of buffers (arena_light), so inference needs a fraction of the memory */
+  /* activation arena, for batches up to cap_batch items and cap_tokens packed tokens (the
+   * larger of encoder and decoder); without gradients the layers share one set of buffers
+   * (arena_light), so inference needs a fraction of the memory */
   int cap_batch;
+  size_t cap_tokens;
   gboolean arena_light;
   float *arena;
   float *patches, **res_enc, *enc_norm, *enc_norm_mean, *enc_norm_rstd, *dec_in;
@@ -275,6 +277,7 @@ free_arena (CsModel *model)
   g_clear_pointer (&model->h_edge, g_free);
   g_clear_pointer (&model->h_weight, g_free);
   model->cap_batch = 0;
+  model->cap_tokens = 0;
 }
 
 void
@@ -475,10 +478,9 @@ carve_block (Arena *ar, BlockActs *a, size_t T, size_t C, size_t H, size_t NH)
  * no backward will run, so every layer reuses the same activations and two residual
  * buffers alternate. */
 static size_t
-layout_arena (CsModel *model, float *base, int batch, gboolean light)
+layout_arena (CsModel *model, float *base, int batch, size_t T, gboolean light)
 {
   const CsModelConfig *c = &model->config;
-  size_t T = (size_t) batch * (model->N + 1);
   size_t E = model->E, D = model->Dd, PP = model->PP;
   size_t Cmax = MAX (E, D), Hmax = MAX (model->enc_hidden, model->dec_hidden);
   Arena ar = { base, 0 };
@@ -529,46 +531,49 @@ layout_arena (CsModel *model, float *base, int batch, gboolean light)
   return ar.used * sizeof (float);
 }
 
+/* Makes the arena hold batch items of tokens packed tokens (with_grad: every layer's
+ * activations). It grows with an eighth to spare, so masks that vary a little from batch to
+ * batch do not reallocate it every time. */
 static void
-ensure_arena (CsModel *model, int batch, gboolean with_grad)
+ensure_arena (CsModel *model, int batch, size_t tokens, gboolean with_grad)
 {
   size_t bytes;
   gboolean light = !with_grad;
 
   /* a full arena serves inference too; a light one must grow into a full one to train */
-  if (batch <= model->cap_batch && (!model->arena_light || light))
+  if (batch <= model->cap_batch && tokens <= model->cap_tokens
+      && (!model->arena_light || light))
     return;
-  if (batch < model->cap_batch)
-    batch = model->cap_batch;
+  batch = MAX (batch, model->cap_batch);
+  tokens = MAX (tokens + tokens / 8, model->cap_tokens);
+  tokens = MIN (tokens, (size_t) batch * (model->N + 1));
   free_arena (model);
   model->arena_light = light;
   model->res_enc = g_new0 (float *, model->config.enc_depth + 1);
   model->res_dec = g_new0 (float *, model->config.dec_depth + 1);
   model->enc_acts = g_new0 (BlockActs, model->config.enc_depth);
   model->dec_acts = g_new0 (BlockActs, model->config.dec_depth);
-  bytes = layout_arena (model, NULL, batch, light);
+  bytes = layout_arena (model, NULL, batch, tokens, light);
   model->arena = model->be->ops->alloc (model->be, bytes);
-  layout_arena (model, model->arena, batch, light);
+  layout_arena (model, model->arena, batch, tokens, light);
   model->cap_batch = batch;
-  {
-    size_t T = (size_t) batch * (model->N + 1);
-    if (cs_backend_is_host (model->be))
-      {
-        model->h_idx = model->idx;
-        model->h_patches = model->patches;
-        model->h_target = model->target[0];
-        model->h_coef = model->coef;
-      }
-    else
-      {
-        model->h_idx = g_new (int, 4 * T + 4 * (size_t) batch);
-        model->h_patches = g_new (float, T * model->PP);
-        model->h_target = g_new (float, 2 * T * model->PP);
-        model->h_coef = g_new (float, T);
-      }
-    model->h_edge = g_new (float, (size_t) model->config.img_size * model->config.img_size);
-    model->h_weight = g_new (float, model->N);
-  }
+  model->cap_tokens = tokens;
+  if (cs_backend_is_host (model->be))
+    {
+      model->h_idx = model->idx;
+      model->h_patches = model->patches;
+      model->h_target = model->target[0];
+      model->h_coef = model->coef;
+    }
+  else
+    {
+      model->h_idx = g_new (int, 4 * tokens + 4 * (size_t) batch);
+      model->h_patches = g_new (float, tokens * model->PP);
+      model->h_target = g_new (float, 2 * tokens * model->PP);
+      model->h_coef = g_new (float, tokens);
+    }
+  model->h_edge = g_new (float, (size_t) model->config.img_size * model->config.img_size);
+  model->h_weight = g_new (float, model->N);
 }
 
 /* ---------------------------------------------------------------- blocks */
@@ -775,8 +780,17 @@ cs_model_forward_backward (CsModel *model, const CsBatch *batch, gboolean with_g
                      i / N, i % N, batch->patch_state[i]);
         return FALSE;
       }
-  ensure_arena (model, B, with_grad);
-  T_cap = (size_t) model->cap_batch * (N + 1); /* the arena's layout, not this batch's */
+  {
+    /* tokens of this batch: class token + kept patches, class token + non-dropped ones */
+    size_t n_enc = B, n_dec = B;
+    for (size_t i = 0; i < (size_t) B * N; i++)
+      {
+        n_enc += batch->patch_state[i] == CS_PATCH_VISIBLE;
+        n_dec += batch->patch_state[i] != CS_PATCH_DROPPED;
+      }
+    ensure_arena (model, B, MAX (n_enc, n_dec), with_grad);
+  }
+  T_cap = model->cap_tokens; /* the arena's layout, not this batch's */
 
   /* host: token lists, patches, targets and loss coefficients */
   h_idx = model->h_idx;

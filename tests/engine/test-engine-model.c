@@ -504,6 +504,24 @@ test_light_inference (void)
   memset (&o3, 0, sizeof o3);
   g_assert_true (cs_model_forward_backward (model, &batch, TRUE, &o3, NULL));
   g_assert_cmpfloat (o3.loss, ==, o2.loss);
+
+  /* same batch size, many more tokens (nothing dropped): the arena grows; the numbers are
+   * those of a fresh model */
+  {
+    g_autoptr (CsModel) fresh = cs_model_new (&c, backend, 8, NULL);
+    CsForwardOut a = { 0 }, b = { 0 };
+    for (int i = 0; i < B * N; i++)
+      states[i] = states[i] == CS_PATCH_DROPPED ? CS_PATCH_VISIBLE : states[i];
+    cs_model_set_adam_step (fresh, 0);
+    g_assert_true (cs_model_forward_backward (fresh, &batch, TRUE, &a, NULL));
+    memcpy (cs_model_params (model), cs_model_params (fresh),
+            sizeof (float) * cs_model_n_params (model));
+    cs_model_host_changed (model);
+    g_assert_true (cs_model_forward_backward (model, &batch, TRUE, &b, NULL));
+    g_assert_cmpfloat (a.loss, ==, b.loss);
+    g_assert_cmpint (memcmp (cs_model_grads (fresh), cs_model_grads (model),
+                             sizeof (float) * cs_model_n_params (model)), ==, 0);
+  }
 }
 
 /* A toy set: a bright vertical "cord" on a smooth background, ROI = the cord. */
