@@ -249,6 +249,30 @@ test_sobel_and_weights (void)
   g_assert_cmpfloat_with_epsilon (po[4], 0.1 * sqrt (2.0), 1e-6);
   g_assert_cmpfloat_with_epsilon (po[8], 0.0, 1e-7);
 
+  /* a random 37 x 45 image (vector interior and scalar borders) against the definition */
+  {
+    enum { H = 37, W = 45 };
+    g_autoptr (GRand) rng = g_rand_new_with_seed (3);
+    float big[H * W], e[H * W];
+    for (int i = 0; i < H * W; i++)
+      big[i] = (float) g_rand_double_range (rng, 0, 0.3);
+    cs_sobel_edge (e, big, H, W);
+    for (int y = 0; y < H; y++)
+      for (int x = 0; x < W; x++)
+        {
+          static const int kx[3][3] = { { -1, 0, 1 }, { -2, 0, 2 }, { -1, 0, 1 } };
+          double gx = 0, gy = 0;
+          for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++)
+              {
+                double v = big[CLAMP (y + i - 1, 0, H - 1) * W + CLAMP (x + j - 1, 0, W - 1)];
+                gx += kx[i][j] * v;
+                gy += kx[j][i] * v; /* the transpose */
+              }
+          g_assert_cmpfloat_with_epsilon (e[y * W + x], MIN (1.0, sqrt (gx * gx + gy * gy)), 1e-6);
+        }
+  }
+
   /* loss weights, 3 x 3 grid, corner masked: its 2 x 2 neighbourhood gets 1 + 1/9 */
   st[0] = CS_PATCH_MASKED;
   cs_patch_loss_weight (st, 3, w);
