@@ -9,6 +9,8 @@
 #    beforehand on the build machine by tests/gpu/pack.sh and carried along.
 # 2. Without a usable GPU: checks that the build refuses "cuda" cleanly, prints why it
 #    skips, exits 0.
+#    (The kernels' logic is also checked without a GPU, in the normal test suite:
+#    test-backend-ops-cuda-emu runs them translated to C++ on the CPU; see emu/.)
 # 3. With one: op-by-op CPU vs CUDA parity (tests/engine/test-backend-ops: every op through
 #    the backend memory API, |cuda - cpu| <= atol + rtol |cpu| per element, e.g. GEMM 1e-5 +
 #    1e-5, attention 2e-6 + 1e-5, LayerNorm backward 1e-5 + 1e-4), compute-sanitizer memcheck
@@ -31,15 +33,20 @@ SUMMARY=()
 FAILED=0
 
 mkdir -p "$RESULTS"
-LOG=$RESULTS/gpu-run.log
+# with $OUT (the device tool), the log and the summary grow there as the steps run, so a
+# call stopped at its time limit still brings back what was done
+LOG=$( [ -n "${OUT:-}" ] && echo "$OUT/gpu-run.log" || echo "$RESULTS/gpu-run.log")
+LIVE_SUMMARY=${OUT:+$OUT/summary-so-far.txt}
 : > "$LOG"
 say () { echo "$*" | tee -a "$LOG"; }
-note () { SUMMARY+=("$*"); say "$*"; }
+note () { SUMMARY+=("$*"); say "$*"; [ -z "$LIVE_SUMMARY" ] || echo "$*" >> "$LIVE_SUMMARY"; }
 fail () { FAILED=1; note "FAIL: $*"; }
 # the device tool brings back at most 8 files from $OUT: the summary, the log, the results
 finish () {
   [ -n "${OUT:-}" ] && [ -d "$OUT" ] || return 0
-  for f in summary.txt gpu-run.log bench.json detect-cpu.json detect-cuda.json; do
+  rm -f "$LIVE_SUMMARY"
+  for f in summary.txt bench.json detect-cpu.json detect-cuda.json op-parity.log \
+           model-parity.log; do
     [ -f "$RESULTS/$f" ] && cp "$RESULTS/$f" "$OUT/"
   done
   return 0
