@@ -6,6 +6,7 @@
 #                           same paths as in build-gpu (the binaries have their build
 #                           root compiled in: run.sh links /work/main to the checkout)
 #   gpu-pack/lib/           the shared libraries they need beyond glibc, libstdc++ and CUDA
+# both in gpu-pack/pack.tar.xz (run.sh unpacks it), with gpu-pack/source-root.
 # Then, on the GPU machine: tests/gpu/run.sh (carry gpu-pack). gpu-pack/ is git-ignored
 # through .git/info/exclude.
 set -euo pipefail
@@ -47,5 +48,7 @@ done | sort -u | while read -r lib; do
   esac
 done
 echo "$ROOT" > "$PACK/source-root"
-du -sh "$PACK" "$PACK/lib" "$PACK/build-gpu"
-ls "$PACK/lib"
+# compressed (OpenBLAS alone is 36 MB): what travels to the GPU machine has a size limit
+tar -C "$PACK" -cJf "$PACK/pack.tar.xz" build-gpu lib
+rm -rf "$PACK/build-gpu" "$PACK/lib"
+du -sh "$PACK"

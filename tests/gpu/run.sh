@@ -88,7 +88,9 @@ if native_ok && { [ ! -L "$BUILD" ] || [ ! -d gpu-pack ]; }; then
   step build 900 ninja -C "$BUILD" "${TARGETS[@]}" \
     || { fail "build failed (see $RESULTS/build.log)"; exit 1; }
   note "build: native, $BUILD"
-elif [ -d gpu-pack/build-gpu ]; then
+elif [ -f gpu-pack/pack.tar.xz ] || [ -d gpu-pack/build-gpu ]; then
+  [ -d gpu-pack/build-gpu ] || tar -C gpu-pack -xJf gpu-pack/pack.tar.xz \
+    || { fail "cannot unpack gpu-pack/pack.tar.xz"; exit 1; }
   # the programs have their build root compiled in: put this checkout where they expect it
   PACK_ROOT=$(cat gpu-pack/source-root)
   if [ "$PACK_ROOT" != "$ROOT" ]; then
