@@ -16,7 +16,7 @@ static const struct
   /* for GPUs: twice the width */
   { "large",     { 256, 8, 1, 256, 12, 32, 128, 8, 16, 4.0f, 0.75f, -1 } },
   /* CPU default: narrower, shallower, context within 2 patches (16 px) of the cord */
-  { "small",     { 256, 8, 1, 96, 4, 12, 48, 2, 6, 4.0f, 0.75f, 2 } },
+  { "small",     { 256, 8, 1, 80, 4, 10, 48, 2, 6, 4.0f, 0.75f, 2 } },
   /* quick CPU runs and tests: context within 1 patch of the cord */
   { "tiny",      { 256, 8, 1, 64, 4, 8, 32, 2, 4, 4.0f, 0.75f, 1 } },
 };

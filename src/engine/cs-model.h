@@ -10,9 +10,9 @@
  *              tokens per image: 0.8 img/s training, 2.6 img/s inference; train_eff 0.48,
  *              infer_eff 0.52 of the sgemm peak measured in the same process.
  *   large      enc 256 x 12 (32 heads), dec 128 x 8 (16 heads), all context: for GPUs.
- *   small      enc 96 x 4 (12 heads), dec 48 x 2 (6 heads), context margin 2 patches (16 px)
+ *   small      enc 80 x 4 (10 heads), dec 48 x 2 (6 heads), context margin 2 patches (16 px)
  *              around the cord. THE CPU DEFAULT: 300 phantom slices x 100 epochs of
- *              pretraining project to ~12 min under load (42 img/s with augmentation).
+ *              pretraining project to 6-8 min under load (~85 img/s with augmentation).
  *   tiny       enc 64 x 4 (8 heads), dec 32 x 2 (4 heads), margin 1: quick runs, ~300 img/s.
  * All: img 256, patch 8, MLP ratio 4, mask ratio 0.75.
  */
