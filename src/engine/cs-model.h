@@ -115,8 +115,9 @@ gboolean cs_model_set_tensor (CsModel *model, const char *name, const float *dat
 long   cs_model_get_adam_step (const CsModel *model);
 void   cs_model_set_adam_step (CsModel *model, long step);
 
-/* One batch. patch_state [B, N_patches]: 0 visible, 1 masked, 2 dropped (see
- * cs_patch_state_* below to make one). roi is only used to make patch states. */
+/* One batch. patch_state [B, N_patches]: 0 visible, 1 masked, 2 dropped. The ROI masks
+ * enter only through it (cs_patch_roi_from_mask + cs_patch_state_random below make one
+ * from a [H, W] ROI mask; any explicit state may be given, e.g. for parity tests). */
 typedef struct
 {
   int            batch;        /* B */
