@@ -36,18 +36,31 @@ static const struct
   { "win.next-slice", { "Page_Down", NULL } },
   { "win.previous-slice", { "Page_Up", NULL } },
   { "win.toggle-overlay", { "space", NULL } },
-  { "win.overlay-anomaly", { "1", NULL } },
-  { "win.overlay-eu", { "2", NULL } },
-  { "win.overlay-au", { "3", NULL } },
-  { "win.overlay-mean", { "4", NULL } },
-  { "win.overlay-cord", { "5", NULL } },
-  { "win.overlay-discs", { "6", NULL } },
-  { "win.overlay-lesion", { "7", NULL } },
+  { "win.overlay-anomaly", { "<Alt>1", NULL } },
+  { "win.overlay-eu", { "<Alt>2", NULL } },
+  { "win.overlay-au", { "<Alt>3", NULL } },
+  { "win.overlay-mean", { "<Alt>4", NULL } },
+  { "win.overlay-cord", { "<Alt>5", NULL } },
+  { "win.overlay-discs", { "<Alt>6", NULL } },
+  { "win.overlay-lesion", { "<Alt>7", NULL } },
   { "win.zoom-in", { "<Control>plus", "<Control>equal", NULL } },
   { "win.zoom-out", { "<Control>minus", NULL } },
   { "win.zoom-fit", { "<Control>0", NULL } },
   { "win.auto-window", { "<Control>r", NULL } },
   { "app.preferences", { "<Control>comma", NULL } },
+  { "win.select-segment(0)", { "1", NULL } },
+  { "win.select-segment(1)", { "2", NULL } },
+  { "win.select-segment(2)", { "3", NULL } },
+  { "win.select-segment(3)", { "4", NULL } },
+  { "win.select-segment(4)", { "5", NULL } },
+  { "win.select-segment(5)", { "6", NULL } },
+  { "win.label-normal", { "n", NULL } },
+  { "win.label-hyperintense", { "h", NULL } },
+  { "win.label-uncertain", { "u", NULL } },
+  { "win.clear-label", { "Delete", "0", NULL } },
+  { "win.accept-model", { "a", NULL } },
+  { "win.undo", { "<Control>z", NULL } },
+  { "win.redo", { "<Control><Shift>z", NULL } },
 };
 
 const char *
@@ -275,6 +288,21 @@ preferences_action (GSimpleAction *action,
                                             _("Z-score threshold"),
                                             _("The same for the z-score baseline")));
   adw_preferences_page_add (ADW_PREFERENCES_PAGE (page), ADW_PREFERENCES_GROUP (group));
+
+  /* Who labels: stored with every label (libadwaita 1.2 has no AdwEntryRow). */
+  GtkWidget *annotation = adw_preferences_group_new ();
+  adw_preferences_group_set_title (ADW_PREFERENCES_GROUP (annotation), _("Annotation"));
+  GtkWidget *annotator = adw_action_row_new ();
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (annotator), _("Annotator name"));
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (annotator),
+                               _("Stored with every label you set; empty: your user name."));
+  GtkWidget *name = gtk_entry_new ();
+  gtk_widget_set_valign (name, GTK_ALIGN_CENTER);
+  g_settings_bind (self->settings, "annotator-name", name, "text", G_SETTINGS_BIND_DEFAULT);
+  adw_action_row_add_suffix (ADW_ACTION_ROW (annotator), name);
+  adw_action_row_set_activatable_widget (ADW_ACTION_ROW (annotator), name);
+  adw_preferences_group_add (ADW_PREFERENCES_GROUP (annotation), annotator);
+  adw_preferences_page_add (ADW_PREFERENCES_PAGE (page), ADW_PREFERENCES_GROUP (annotation));
   adw_preferences_window_add (ADW_PREFERENCES_WINDOW (window), ADW_PREFERENCES_PAGE (page));
   gtk_window_present (GTK_WINDOW (window));
 }

@@ -3,6 +3,7 @@
 
 #include "engine/cs-pipeline.h"
 #include "engine/cs-worker.h"
+#include "io/cs-annotation.h"
 #include "cs-case-loader.h"
 #include "cs-curve-view.h"
 #include "cs-slice-view.h"
@@ -88,6 +89,15 @@ struct _CsWindow
   GtkLabel             *segment_calls[CS_PIPELINE_N_SEGMENTS];
   GtkRange             *opacity_scales[CS_N_OVERLAYS];
   GtkRange             *threshold_scales[CS_N_OVERLAYS];
+
+  /* Annotation of the case on screen (cs-window-annotation.c) */
+  CsAnnotation         *annotation;       /* NULL when no case is shown */
+  int                   selected_segment; /* 0..5: what N/H/U/Delete label */
+  GtkLabel             *save_label;
+  GtkWidget            *save_retry;
+  GtkRevealer          *recovery_revealer;
+  GtkLabel             *recovery_label;
+  GtkMenuButton        *segment_labels[CS_PIPELINE_N_SEGMENTS];
 };
 
 void          cs_window_add_actions         (CsWindow   *self);
@@ -109,5 +119,19 @@ double        cs_window_get_threshold       (CsWindow   *self,
 /* The detection of the case on screen, or NULL. */
 const CsDetection *cs_window_get_detection  (CsWindow   *self);
 void          cs_window_overlays_to_settings (CsWindow  *self);
+
+/* cs-window-annotation.c: the annotation document of the case on screen. */
+void          cs_window_annotation_init     (CsWindow   *self);
+/* Opens the loaded case's document (its sidecar), inserts its actions as "annotation". */
+void          cs_window_annotation_open     (CsWindow   *self);
+/* Writes what is not on disk yet and lets the document go (case change, close). */
+gboolean      cs_window_annotation_close    (CsWindow   *self,
+                                             GError    **error);
+/* The model's calls (a segment score at or above the threshold: hyperintense) to show. */
+void          cs_window_annotation_set_detection (CsWindow          *self,
+                                                  const CsDetection *detection,
+                                                  double             threshold);
+/* "labels=NH-U-- review=P artifact=1 note=TEXT discs=3@i/j/k,...": the kill test's form. */
+char         *cs_window_annotation_describe (CsWindow   *self);
 
 G_END_DECLS

@@ -119,6 +119,7 @@ cs_window_show_failure (CsWindow     *self,
   adw_status_page_set_description (self->error_page, reason);
   /* The case that was on screen is gone too: the window says what failed, nothing else. */
   cs_slice_view_set_sagittal (self->slice_view, NULL, 0);
+  cs_window_annotation_close (self, NULL);
   g_clear_pointer (&self->loaded, cs_loaded_case_free);
   cs_window_show_titles (self, "Cordscope", NULL);
   cs_window_set_state (self, CS_WINDOW_STATE_FAILED);
@@ -492,6 +493,7 @@ cs_window_update_panel (CsWindow *self)
              state == CS_CASE_SUSPICIOUS || state == CS_CASE_FAILED ? "error"
              : state == CS_CASE_NORMAL ? "success" : "dim-label");
   cs_curve_view_set_threshold (self->curve_view, threshold);
+  cs_window_annotation_set_detection (self, det, threshold);
 
   if (det != NULL)
     {
@@ -586,8 +588,11 @@ cs_window_load_done (GObject      *source,
   g_autofree char *folder = g_path_get_dirname (loaded->image_path);
   g_autofree char *folder_name = g_filename_display_basename (folder);
   cs_window_show_titles (self, loaded->name, folder_name);
+  /* The labels of the case that goes are written before the next case's open. */
+  cs_window_annotation_close (self, NULL);
   g_clear_pointer (&self->loaded, cs_loaded_case_free);
   self->loaded = g_steal_pointer (&loaded);
+  cs_window_annotation_open (self);
   cs_window_select_row (self, self->loaded->index);
   /* Moving along the worklist keeps the reader's view; the view still holds it even when
    * the loading page covered it meanwhile. */
@@ -1066,6 +1071,7 @@ cs_window_close_request (GtkWindow *window)
 {
   CsWindow *self = CS_WINDOW (window);
 
+  cs_window_annotation_close (self, NULL);
   if (self->settings != NULL)
     {
       gboolean maximized = gtk_window_is_maximized (window);
@@ -1258,6 +1264,8 @@ cs_window_dispose (GObject *object)
   g_clear_pointer (&self->worker, cs_worker_free);
   g_clear_pointer (&self->model_slot, cs_model_slot_free);
   g_clear_handle_id (&self->loading_page_timeout, g_source_remove);
+  if (self->annotation != NULL)
+    cs_window_annotation_close (self, NULL);
   if (self->file_chooser != NULL)
     gtk_native_dialog_destroy (GTK_NATIVE_DIALOG (self->file_chooser));
   g_clear_object (&self->file_chooser);
@@ -1354,6 +1362,7 @@ cs_window_init (CsWindow *self)
   self->worker = cs_worker_new (NULL, on_worker_progress, self);
   cs_window_add_actions (self);
   cs_window_build_segment_grid (self);
+  cs_window_annotation_init (self);
   cs_curve_view_set_slice_view (self->curve_view, self->slice_view);
   g_signal_connect (self->slice_view, "step-slice", G_CALLBACK (on_step_slice), self);
   g_signal_connect (self->worklist, "row-selected", G_CALLBACK (on_row_selected), self);

@@ -621,7 +621,14 @@ test_actions_have_listed_accelerators (void)
     {
       if (g_str_equal (actions[i], "show-help-overlay"))
         continue;  /* GtkApplicationWindow's own, bound to app.shortcuts' key */
-      g_autofree char *detailed = g_strdup_printf ("win.%s", actions[i]);
+      if (g_str_equal (actions[i], "save-state"))
+        continue;  /* a read-only state (for D-Bus readers), not a command */
+      /* An action with a parameter has its keys on targets: the first is listed. */
+      const GVariantType *type =
+        g_action_group_get_action_parameter_type (G_ACTION_GROUP (window), actions[i]);
+      g_autofree char *detailed =
+        type != NULL && g_variant_type_equal (type, G_VARIANT_TYPE_INT32)
+          ? g_strdup_printf ("win.%s(0)", actions[i]) : g_strdup_printf ("win.%s", actions[i]);
       g_auto(GStrv) accels =
         gtk_application_get_accels_for_action (GTK_APPLICATION (app), detailed);
       if (accels[0] == NULL)

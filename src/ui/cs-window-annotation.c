@@ -1,0 +1,546 @@
+/* cs-window-annotation.c: the annotation document of the case on screen (issue 7): its
+ * actions ("annotation.*", forwarded as win.* for keys and D-Bus), the save state and
+ * recovery offer in the segment panel, and the label of each segment next to the model's
+ * call. The document itself (commands, undo, autosave, recovery) is src/io/cs-annotation.c.
+ *
+ * With CS_ANNOTATION_TRACE=1 in the environment the window prints, on stdout, the lines
+ * tests/kill-test.sh checks: "START state" when a case opens, "PENDING n state" after a
+ * change, "SAVED n state" when the sidecar holds it, "FAILED n message". */
+#include "cs-config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <glib/gi18n.h>
+
+#include "cs-window-private.h"
+
+static const char *const segment_names[CS_N_SEGMENTS] = {
+  "C2-3", "C3-4", "C4-5", "C5-6", "C6-7", "C7-T1",
+};
+
+static gboolean trace_enabled;
+static guint trace_n;
+
+static const char *
+label_text (CsSegmentLabel label)
+{
+  switch (label)
+    {
+    case CS_SEGMENT_LABEL_NORMAL:
+      return _("Normal");
+    case CS_SEGMENT_LABEL_HYPERINTENSE:
+      return _("Hyperintense");
+    case CS_SEGMENT_LABEL_UNCERTAIN:
+      return _("Uncertain");
+    case CS_SEGMENT_LABEL_UNSET:
+    default:
+      return _("Unlabelled");
+    }
+}
+
+char *
+cs_window_annotation_describe (CsWindow *self)
+{
+  static const char codes[] = { '-', 'N', 'H', 'U' };
+  if (self->annotation == NULL)
+    return g_strdup ("");
+  const CsSidecar *s = cs_annotation_get_sidecar (self->annotation);
+  GString *text = g_string_new ("labels=");
+  for (int i = 0; i < CS_N_SEGMENTS; i++)
+    g_string_append_c (text, codes[CLAMP ((int) s->segments[i].label, 0, 3)]);
+  g_string_append_printf (text, " review=%c artifact=%d note=%s discs=",
+                          s->review == CS_REVIEW_PASS ? 'P'
+                          : s->review == CS_REVIEW_FAIL ? 'F' : '-',
+                          s->artifact ? 1 : 0, s->note != NULL ? s->note : "");
+  g_autoptr(GArray) discs = cs_annotation_dup_discs (self->annotation);
+  for (guint i = 0; discs != NULL && i < discs->len; i++)
+    {
+      const CsDisc *d = &g_array_index (discs, CsDisc, i);
+      if (d->source != CS_DISC_SOURCE_MANUAL)
+        continue;  /* the sidecar holds the annotator's discs only */
+      g_string_append_printf (text, "%s%d@%d/%d/%d", text->str[text->len - 1] == '=' ? "" : ",",
+                              d->value, (int) d->voxel[0], (int) d->voxel[1],
+                              (int) d->voxel[2]);
+    }
+  return g_string_free (text, FALSE);
+}
+
+static void
+trace (CsWindow   *self,
+       const char *kind,
+       const char *extra)
+{
+  if (!trace_enabled)
+    return;
+  g_autofree char *state = extra == NULL ? cs_window_annotation_describe (self) : NULL;
+  if (g_str_equal (kind, "START"))
+    printf ("START %s\n", state);
+  else
+    printf ("%s %u %s\n", kind, trace_n, extra != NULL ? extra : state);
+  fflush (stdout);
+}
+
+/* ---- what the panel shows ---------------------------------------------------------- */
+
+static void
+set_action_enabled (CsWindow   *self,
+                    const char *name,
+                    gboolean    enabled)
+{
+  GAction *action = g_action_map_lookup_action (G_ACTION_MAP (self), name);
+  if (action != NULL)
+    g_simple_action_set_enabled (G_SIMPLE_ACTION (action), enabled);
+}
+
+static void
+update_save_state (CsWindow *self)
+{
+  CsAnnotation *doc = self->annotation;
+  CsSaveState state = doc != NULL ? cs_annotation_get_save_state (doc) : CS_SAVE_STATE_SAVED;
+  GtkWidget *label = GTK_WIDGET (self->save_label);
+
+  gtk_widget_remove_css_class (label, "error");
+  gtk_widget_remove_css_class (label, "dim-label");
+  if (doc == NULL)
+    gtk_label_set_label (self->save_label, "");
+  else if (state == CS_SAVE_STATE_FAILED)
+    {
+      const char *reason = cs_annotation_get_last_error (doc);
+      g_autofree char *text = g_strdup_printf (_("Save failed: %s"),
+                                               reason != NULL ? reason : _("unknown reason"));
+      gtk_label_set_label (self->save_label, text);
+      gtk_widget_add_css_class (label, "error");
+    }
+  else
+    {
+      gtk_label_set_label (self->save_label,
+                           state == CS_SAVE_STATE_DIRTY ? _("Saving…") : _("Saved"));
+      gtk_widget_add_css_class (label, "dim-label");
+    }
+  gtk_widget_set_visible (self->save_retry, doc != NULL && state == CS_SAVE_STATE_FAILED);
+
+  GAction *action = g_action_map_lookup_action (G_ACTION_MAP (self), "save-state");
+  if (action != NULL)
+    g_simple_action_set_state (G_SIMPLE_ACTION (action),
+                               g_variant_new_string (doc != NULL
+                                                     ? cs_save_state_to_string (state) : "none"));
+}
+
+static void
+update_recovery (CsWindow *self)
+{
+  const char *pending = self->annotation != NULL
+                          ? cs_annotation_get_pending_recovery (self->annotation) : NULL;
+  if (pending != NULL)
+    {
+      g_autofree char *text =
+        g_strdup_printf (_("Unsaved labels of this case were kept in %s. Restore them?"),
+                         pending);
+      gtk_label_set_label (self->recovery_label, text);
+    }
+  gtk_revealer_set_reveal_child (self->recovery_revealer, pending != NULL);
+}
+
+static void
+update_labels (CsWindow *self)
+{
+  CsAnnotation *doc = self->annotation;
+  const CsSidecar *s = doc != NULL ? cs_annotation_get_sidecar (doc) : NULL;
+
+  for (int i = 0; i < CS_N_SEGMENTS; i++)
+    {
+      GtkWidget *button = GTK_WIDGET (self->segment_labels[i]);
+      CsSegmentLabel label = s != NULL ? s->segments[i].label : CS_SEGMENT_LABEL_UNSET;
+      gtk_menu_button_set_label (self->segment_labels[i], label_text (label));
+      gtk_widget_set_sensitive (button, doc != NULL);
+      gtk_widget_remove_css_class (button, "error");
+      gtk_widget_remove_css_class (button, "success");
+      gtk_widget_remove_css_class (button, "warning");
+      gtk_widget_remove_css_class (button, "dim-label");
+      gtk_widget_add_css_class (button, label == CS_SEGMENT_LABEL_HYPERINTENSE ? "error"
+                                        : label == CS_SEGMENT_LABEL_NORMAL ? "success"
+                                        : label == CS_SEGMENT_LABEL_UNCERTAIN ? "warning"
+                                        : "dim-label");
+      g_autofree char *tooltip = NULL;
+      if (s != NULL && s->segments[i].label != CS_SEGMENT_LABEL_UNSET)
+        tooltip = g_strdup_printf (_("%s by %s, %s"), label_text (label),
+                                   s->segments[i].annotator != NULL
+                                     ? s->segments[i].annotator : "?",
+                                   s->segments[i].time != NULL ? s->segments[i].time : "?");
+      gtk_widget_set_tooltip_text (button, tooltip);
+
+      /* The selected segment (keys 1-6) is what N/H/U/Delete label. */
+      GtkWidget *name = GTK_WIDGET (self->segment_names[i]);
+      if (doc != NULL && i == self->selected_segment)
+        {
+          gtk_widget_add_css_class (name, "accent");
+          gtk_widget_add_css_class (name, "heading");
+        }
+      else
+        {
+          gtk_widget_remove_css_class (name, "accent");
+          gtk_widget_remove_css_class (name, "heading");
+        }
+    }
+
+  static const char *const doc_actions[] = {
+    "label-normal", "label-hyperintense", "label-uncertain", "clear-label", "accept-model",
+    "select-segment",
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (doc_actions); i++)
+    set_action_enabled (self, doc_actions[i], doc != NULL);
+  set_action_enabled (self, "undo", doc != NULL && cs_annotation_can_undo (doc));
+  set_action_enabled (self, "redo", doc != NULL && cs_annotation_can_redo (doc));
+}
+
+/* ---- the document's signals -------------------------------------------------------- */
+
+static void
+on_changed (CsAnnotation *doc,
+            guint         parts,
+            CsWindow     *self)
+{
+  trace_n++;
+  trace (self, "PENDING", NULL);
+  update_labels (self);
+}
+
+static void
+on_save_state (CsAnnotation *doc,
+               GParamSpec   *pspec,
+               CsWindow     *self)
+{
+  CsSaveState state = cs_annotation_get_save_state (doc);
+  if (state == CS_SAVE_STATE_SAVED && cs_annotation_get_save_count (doc) > 0)
+    trace (self, "SAVED", NULL);
+  else if (state == CS_SAVE_STATE_FAILED)
+    trace (self, "FAILED", cs_annotation_get_last_error (doc));
+  update_save_state (self);
+}
+
+static void
+on_undo_state (CsAnnotation *doc,
+               GParamSpec   *pspec,
+               CsWindow     *self)
+{
+  update_labels (self);
+}
+
+static void
+on_recovery (CsAnnotation *doc,
+             GParamSpec   *pspec,
+             CsWindow     *self)
+{
+  update_recovery (self);
+}
+
+/* ---- open and close ---------------------------------------------------------------- */
+
+static char *
+annotator_name (CsWindow *self)
+{
+  g_autofree char *name = self->settings != NULL
+                            ? g_settings_get_string (self->settings, "annotator-name") : NULL;
+  if (name != NULL && name[0] != '\0')
+    return g_steal_pointer (&name);
+  const char *real = g_get_real_name ();
+  return g_strdup (real != NULL && real[0] != '\0' && !g_str_equal (real, "Unknown")
+                     ? real : g_get_user_name ());
+}
+
+void
+cs_window_annotation_open (CsWindow *self)
+{
+  g_autoptr(GError) error = NULL;
+
+  cs_window_annotation_close (self, NULL);
+  const CsCase *c = self->loaded != NULL && self->cases != NULL
+                    && self->loaded->index < self->cases->len
+                      ? g_ptr_array_index (self->cases, self->loaded->index) : NULL;
+  if (c != NULL)
+    self->annotation = cs_annotation_open_case (c, &error);
+  if (self->annotation == NULL)
+    {
+      if (error != NULL)
+        {
+          g_autofree char *text = g_strdup_printf (_("Labels cannot be opened: %s"),
+                                                   error->message);
+          gtk_label_set_label (self->save_label, text);
+          gtk_widget_add_css_class (GTK_WIDGET (self->save_label), "error");
+        }
+      update_labels (self);
+      update_recovery (self);
+      return;
+    }
+
+  CsAnnotation *doc = self->annotation;
+  g_autofree char *annotator = annotator_name (self);
+  cs_annotation_set_annotator (doc, annotator);
+  cs_annotation_set_save_in_background (doc, TRUE);
+  if (self->loaded->discs != NULL)
+    cs_annotation_set_file_discs (doc, self->loaded->discs);
+  gtk_widget_insert_action_group (GTK_WIDGET (self), "annotation",
+                                  cs_annotation_get_action_group (doc));
+  g_signal_connect_object (doc, "changed", G_CALLBACK (on_changed), self, 0);
+  g_signal_connect_object (doc, "notify::save-state", G_CALLBACK (on_save_state), self, 0);
+  g_signal_connect_object (doc, "notify::last-error", G_CALLBACK (on_save_state), self, 0);
+  g_signal_connect_object (doc, "notify::can-undo", G_CALLBACK (on_undo_state), self, 0);
+  g_signal_connect_object (doc, "notify::can-redo", G_CALLBACK (on_undo_state), self, 0);
+  g_signal_connect_object (doc, "notify::pending-recovery", G_CALLBACK (on_recovery), self, 0);
+
+  self->selected_segment = 0;
+  g_action_group_change_action_state (G_ACTION_GROUP (self), "select-segment",
+                                      g_variant_new_int32 (0));
+  trace (self, "START", NULL);
+  update_labels (self);
+  update_save_state (self);
+  update_recovery (self);
+}
+
+gboolean
+cs_window_annotation_close (CsWindow  *self,
+                            GError   **error)
+{
+  gboolean ok = TRUE;
+
+  if (self->annotation == NULL)
+    return TRUE;
+  g_autoptr(GError) local = NULL;
+  if (!cs_annotation_flush (self->annotation, &local))
+    {
+      /* The labels are in the recovery file then; the next open offers them. */
+      g_message ("Labels of %s not saved: %s", cs_annotation_get_path (self->annotation),
+                 local->message);
+      if (error != NULL)
+        *error = g_steal_pointer (&local);
+      ok = FALSE;
+    }
+  gtk_widget_insert_action_group (GTK_WIDGET (self), "annotation", NULL);
+  g_signal_handlers_disconnect_by_data (self->annotation, self);
+  g_clear_object (&self->annotation);
+  if (self->save_label != NULL)
+    {
+      update_labels (self);
+      update_save_state (self);
+      update_recovery (self);
+    }
+  return ok;
+}
+
+void
+cs_window_annotation_set_detection (CsWindow          *self,
+                                    const CsDetection *detection,
+                                    double             threshold)
+{
+  CsSegmentLabel calls[CS_N_SEGMENTS];
+  double scores[CS_N_SEGMENTS];
+
+  if (self->annotation == NULL)
+    return;
+  if (detection == NULL || !detection->have_segments)
+    {
+      cs_annotation_set_model_calls (self->annotation, NULL, NULL);
+      return;
+    }
+  for (int i = 0; i < CS_N_SEGMENTS; i++)
+    {
+      gboolean present = detection->segments[i].present
+                         && isfinite (detection->segments[i].score);
+      scores[i] = present ? detection->segments[i].score : NAN;
+      calls[i] = !present ? CS_SEGMENT_LABEL_UNSET
+                 : scores[i] >= threshold ? CS_SEGMENT_LABEL_HYPERINTENSE
+                 : CS_SEGMENT_LABEL_NORMAL;
+    }
+  cs_annotation_set_model_calls (self->annotation, calls, scores);
+}
+
+/* ---- window actions (keys, D-Bus) forwarded to the document ------------------------ */
+
+static void
+set_selected_label (CsWindow       *self,
+                    CsSegmentLabel  label)
+{
+  if (self->annotation == NULL)
+    return;
+  if (label == CS_SEGMENT_LABEL_UNSET)
+    cs_annotation_clear_segment_label (self->annotation, self->selected_segment);
+  else
+    cs_annotation_set_segment_label (self->annotation, self->selected_segment, label);
+}
+
+static void
+select_segment_change_state (GSimpleAction *action,
+                             GVariant      *state,
+                             gpointer       user_data)
+{
+  CsWindow *self = CS_WINDOW (user_data);
+  int segment = g_variant_get_int32 (state);
+  if (segment < 0 || segment >= CS_N_SEGMENTS)
+    return;
+  self->selected_segment = segment;
+  g_simple_action_set_state (action, state);
+  update_labels (self);
+}
+
+static void
+label_normal_action (GSimpleAction *action, GVariant *parameter, gpointer user_data)
+{
+  set_selected_label (CS_WINDOW (user_data), CS_SEGMENT_LABEL_NORMAL);
+}
+
+static void
+label_hyperintense_action (GSimpleAction *action, GVariant *parameter, gpointer user_data)
+{
+  set_selected_label (CS_WINDOW (user_data), CS_SEGMENT_LABEL_HYPERINTENSE);
+}
+
+static void
+label_uncertain_action (GSimpleAction *action, GVariant *parameter, gpointer user_data)
+{
+  set_selected_label (CS_WINDOW (user_data), CS_SEGMENT_LABEL_UNCERTAIN);
+}
+
+static void
+clear_label_action (GSimpleAction *action, GVariant *parameter, gpointer user_data)
+{
+  set_selected_label (CS_WINDOW (user_data), CS_SEGMENT_LABEL_UNSET);
+}
+
+static void
+accept_model_action (GSimpleAction *action, GVariant *parameter, gpointer user_data)
+{
+  CsWindow *self = CS_WINDOW (user_data);
+  if (self->annotation != NULL)
+    cs_annotation_accept_model_calls (self->annotation);
+}
+
+static void
+undo_action (GSimpleAction *action, GVariant *parameter, gpointer user_data)
+{
+  CsWindow *self = CS_WINDOW (user_data);
+  if (self->annotation != NULL)
+    cs_annotation_undo (self->annotation);
+}
+
+static void
+redo_action (GSimpleAction *action, GVariant *parameter, gpointer user_data)
+{
+  CsWindow *self = CS_WINDOW (user_data);
+  if (self->annotation != NULL)
+    cs_annotation_redo (self->annotation);
+}
+
+static const GActionEntry annotation_actions[] = {
+  { .name = "select-segment", .parameter_type = "i", .state = "0",
+    .change_state = select_segment_change_state },
+  { .name = "label-normal", .activate = label_normal_action },
+  { .name = "label-hyperintense", .activate = label_hyperintense_action },
+  { .name = "label-uncertain", .activate = label_uncertain_action },
+  { .name = "clear-label", .activate = clear_label_action },
+  { .name = "accept-model", .activate = accept_model_action },
+  { .name = "undo", .activate = undo_action },
+  { .name = "redo", .activate = redo_action },
+};
+
+/* ---- construction ------------------------------------------------------------------ */
+
+static GMenuModel *
+segment_label_menu (int segment)
+{
+  static const struct { const char *label; const char *value; } items[] = {
+    { N_("_Normal"), "normal" },
+    { N_("_Hyperintense"), "hyperintense" },
+    { N_("_Uncertain"), "uncertain" },
+    { N_("_Clear"), "unset" },
+  };
+  GMenu *menu = g_menu_new ();
+  for (guint i = 0; i < G_N_ELEMENTS (items); i++)
+    {
+      g_autoptr(GMenuItem) item = g_menu_item_new (_(items[i].label), NULL);
+      g_menu_item_set_action_and_target_value (item, "annotation.set-label",
+                                               g_variant_new ("(is)", segment, items[i].value));
+      g_menu_append_item (menu, item);
+    }
+  return G_MENU_MODEL (menu);
+}
+
+void
+cs_window_annotation_init (CsWindow *self)
+{
+  trace_enabled = g_strcmp0 (g_getenv ("CS_ANNOTATION_TRACE"), "1") == 0;
+
+  g_action_map_add_action_entries (G_ACTION_MAP (self), annotation_actions,
+                                   G_N_ELEMENTS (annotation_actions), self);
+  /* The save state as the window shows it, for D-Bus readers (the kill test): read only. */
+  GSimpleAction *save_state = g_simple_action_new_stateful ("save-state", NULL,
+                                                            g_variant_new_string ("none"));
+  g_simple_action_set_enabled (save_state, FALSE);
+  g_action_map_add_action (G_ACTION_MAP (self), G_ACTION (save_state));
+  g_object_unref (save_state);
+
+  /* The label column of the segment grid: one menu per segment, next to the model's call. */
+  for (int i = 0; i < CS_N_SEGMENTS; i++)
+    {
+      GtkWidget *button = gtk_menu_button_new ();
+      g_autoptr(GMenuModel) menu = segment_label_menu (i);
+      gtk_menu_button_set_menu_model (GTK_MENU_BUTTON (button), menu);
+      gtk_widget_add_css_class (button, "flat");
+      g_autofree char *name = g_strdup_printf (_("Label of %s"), segment_names[i]);
+      gtk_accessible_update_property (GTK_ACCESSIBLE (button), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                      name, -1);
+      gtk_grid_attach (self->segment_grid, button, 3, i, 1, 1);
+      self->segment_labels[i] = GTK_MENU_BUTTON (button);
+    }
+
+  /* Above the verdict: the save state (with Retry after a failure) and the recovery offer. */
+  GtkWidget *panel = gtk_widget_get_parent (GTK_WIDGET (self->verdict_label));
+  GtkWidget *save_box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  GtkWidget *save_label = gtk_label_new ("");
+  gtk_label_set_xalign (GTK_LABEL (save_label), 0);
+  gtk_label_set_wrap (GTK_LABEL (save_label), TRUE);
+  gtk_label_set_wrap_mode (GTK_LABEL (save_label), PANGO_WRAP_WORD_CHAR);
+  gtk_widget_set_hexpand (save_label, TRUE);
+  gtk_widget_add_css_class (save_label, "caption");
+  GtkWidget *retry = gtk_button_new_with_mnemonic (_("_Retry"));
+  gtk_actionable_set_action_name (GTK_ACTIONABLE (retry), "annotation.save");
+  gtk_widget_set_valign (retry, GTK_ALIGN_CENTER);
+  gtk_box_append (GTK_BOX (save_box), save_label);
+  gtk_box_append (GTK_BOX (save_box), retry);
+  self->save_label = GTK_LABEL (save_label);
+  self->save_retry = retry;
+
+  GtkWidget *revealer = gtk_revealer_new ();
+  GtkWidget *bar = gtk_box_new (GTK_ORIENTATION_VERTICAL, 6);
+  gtk_widget_add_css_class (bar, "card");
+  gtk_widget_add_css_class (bar, "recovery");
+  GtkWidget *recovery_label = gtk_label_new ("");
+  gtk_label_set_wrap (GTK_LABEL (recovery_label), TRUE);
+  gtk_label_set_xalign (GTK_LABEL (recovery_label), 0);
+  gtk_widget_set_margin_start (recovery_label, 6);
+  gtk_widget_set_margin_end (recovery_label, 6);
+  gtk_widget_set_margin_top (recovery_label, 6);
+  GtkWidget *buttons = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  gtk_widget_set_halign (buttons, GTK_ALIGN_END);
+  gtk_widget_set_margin_end (buttons, 6);
+  gtk_widget_set_margin_bottom (buttons, 6);
+  GtkWidget *discard = gtk_button_new_with_mnemonic (_("_Discard"));
+  gtk_actionable_set_action_name (GTK_ACTIONABLE (discard), "annotation.discard-recovery");
+  GtkWidget *restore = gtk_button_new_with_mnemonic (_("Re_store"));
+  gtk_actionable_set_action_name (GTK_ACTIONABLE (restore), "annotation.restore-recovery");
+  gtk_widget_add_css_class (restore, "suggested-action");
+  gtk_box_append (GTK_BOX (buttons), discard);
+  gtk_box_append (GTK_BOX (buttons), restore);
+  gtk_box_append (GTK_BOX (bar), recovery_label);
+  gtk_box_append (GTK_BOX (bar), buttons);
+  gtk_revealer_set_child (GTK_REVEALER (revealer), bar);
+  self->recovery_revealer = GTK_REVEALER (revealer);
+  self->recovery_label = GTK_LABEL (recovery_label);
+
+  gtk_box_prepend (GTK_BOX (panel), save_box);
+  gtk_box_prepend (GTK_BOX (panel), revealer);
+
+  update_labels (self);
+  update_save_state (self);
+  update_recovery (self);
+}

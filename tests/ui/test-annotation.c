@@ -1,0 +1,330 @@
+/* test-annotation.c: labelling in the window driven through its actions under Xvfb, on a
+ * copy of the bundled sample: keys' actions (select a segment, N/H/U, clear, accept the
+ * model's calls, undo/redo) reach the sidecar on disk with the annotator from the
+ * settings; the panel shows each label; a case change flushes; a failed save is shown at
+ * once with Retry, and its recovery file is offered (and restored) on the next open. */
+#include "cs-config.h"
+
+#include <adwaita.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <json-glib/json-glib.h>
+#include <glib/gstdio.h>
+
+#include "io/cs-paths.h"
+#include "cs-application.h"
+#include "cs-window-private.h"
+
+static CsApplication *app;
+static char *work_folder;   /* a copy of the sample: the sidecars are written there */
+
+static void
+iterate_for (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+  while (g_get_monotonic_time () < end)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (1000);
+}
+
+static CsWindow *
+open_window (const char *path)
+{
+  g_autoptr(GFile) file = g_file_new_for_path (path);
+  g_application_open (G_APPLICATION (app), &file, 1, "");
+  CsWindow *window = CS_WINDOW (gtk_application_get_windows (GTK_APPLICATION (app))->data);
+  gtk_window_set_default_size (GTK_WINDOW (window), 1280, 800);
+  return window;
+}
+
+static void
+wait_for_load (CsWindow *window)
+{
+  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  iterate_for (20);
+  while ((cs_window_get_state (window) == CS_WINDOW_STATE_LOADING
+          || window->load_cancellable != NULL)
+         && g_get_monotonic_time () < deadline)
+    iterate_for (5);
+  g_assert_cmpint (cs_window_get_state (window), ==, CS_WINDOW_STATE_SHOWING);
+  iterate_for (100);
+}
+
+static const char *
+save_state (CsWindow *window)
+{
+  g_autoptr(GVariant) state =
+    g_action_group_get_action_state (G_ACTION_GROUP (window), "save-state");
+  static char text[32];
+  g_strlcpy (text, g_variant_get_string (state, NULL), sizeof text);
+  return text;
+}
+
+/* Waits until the window shows the state WANT (saves run in a worker thread). */
+static void
+wait_for_save_state (CsWindow *window, const char *want)
+{
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (g_strcmp0 (save_state (window), want) != 0 && g_get_monotonic_time () < deadline)
+    iterate_for (2);
+  g_assert_cmpstr (save_state (window), ==, want);
+}
+
+static void
+activate (CsWindow *window, const char *action, GVariant *parameter)
+{
+  g_assert_true (g_action_group_has_action (G_ACTION_GROUP (window), action));
+  g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (window), action));
+  g_action_group_activate_action (G_ACTION_GROUP (window), action, parameter);
+}
+
+static void
+select_segment (CsWindow *window, int segment)
+{
+  g_action_group_change_action_state (G_ACTION_GROUP (window), "select-segment",
+                                      g_variant_new_int32 (segment));
+  g_assert_cmpint (window->selected_segment, ==, segment);
+}
+
+/* The sidecar on disk, read independently of src/io (json-glib): "N-H..." per segment. */
+static char *
+labels_on_disk (const char *sidecar, char **annotator_out)
+{
+  static const char *const names[6] = { "C2-3", "C3-4", "C4-5", "C5-6", "C6-7", "C7-T1" };
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+  if (!g_file_test (sidecar, G_FILE_TEST_EXISTS))
+    return g_strdup ("------");
+  g_assert_true (json_parser_load_from_file (parser, sidecar, &error));
+  g_assert_no_error (error);
+  JsonObject *root = json_node_get_object (json_parser_get_root (parser));
+  JsonObject *segments = json_object_get_object_member (root, "segments");
+  char *text = g_strdup ("------");
+  for (int i = 0; i < 6; i++)
+    {
+      JsonObject *seg = segments != NULL && json_object_has_member (segments, names[i])
+                          ? json_object_get_object_member (segments, names[i]) : NULL;
+      const char *label = seg != NULL ? json_object_get_string_member_with_default (seg, "label",
+                                                                                  "unset")
+                                      : "unset";
+      text[i] = g_str_equal (label, "normal") ? 'N' : g_str_equal (label, "hyperintense") ? 'H'
+                : g_str_equal (label, "uncertain") ? 'U' : '-';
+      if (annotator_out != NULL && seg != NULL && *annotator_out == NULL
+          && json_object_has_member (seg, "annotator"))
+        *annotator_out = g_strdup (json_object_get_string_member (seg, "annotator"));
+    }
+  return text;
+}
+
+static void
+close_all_windows (void)
+{
+  GList *windows;
+  while ((windows = gtk_application_get_windows (GTK_APPLICATION (app))) != NULL)
+    gtk_window_close (GTK_WINDOW (windows->data));
+  iterate_for (50);
+}
+
+static char *
+copy_sample (void)
+{
+  g_autofree char *samples = cs_application_find_sample ();
+  if (samples == NULL)
+    g_error ("the bundled sample was not found: is data/samples built?");
+  char *folder = g_dir_make_tmp ("cs-annotation-ui-XXXXXX", NULL);
+  g_assert_nonnull (folder);
+  g_autoptr(GDir) dir = g_dir_open (samples, 0, NULL);
+  const char *name;
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *from = g_build_filename (samples, name, NULL);
+      g_autofree char *to = g_build_filename (folder, name, NULL);
+      g_autofree char *data = NULL;
+      gsize len;
+      if (g_file_test (from, G_FILE_TEST_IS_DIR))
+        continue;
+      g_assert_true (g_file_get_contents (from, &data, &len, NULL));
+      g_assert_true (g_file_set_contents (to, data, len, NULL));
+    }
+  return folder;
+}
+
+static void
+test_keys_label_undo_redo_on_disk (void)
+{
+  CsWindow *window = open_window (work_folder);
+  wait_for_load (window);
+  g_assert_nonnull (window->annotation);
+  g_autofree char *sidecar = g_strdup (cs_annotation_get_path (window->annotation));
+  g_assert_true (g_str_has_prefix (sidecar, work_folder));
+  g_assert_cmpstr (save_state (window), ==, "saved");
+  g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (window), "undo"));
+
+  /* 3, H: C4-5 hyperintense; 1, N: C2-3 normal; 6, U: C7-T1 uncertain. */
+  select_segment (window, 2);
+  activate (window, "label-hyperintense", NULL);
+  select_segment (window, 0);
+  activate (window, "label-normal", NULL);
+  select_segment (window, 5);
+  activate (window, "label-uncertain", NULL);
+  wait_for_save_state (window, "saved");
+  g_autofree char *annotator = NULL;
+  g_autofree char *disk = labels_on_disk (sidecar, &annotator);
+  g_assert_cmpstr (disk, ==, "N-H--U");
+  g_assert_cmpstr (annotator, ==, "Test Annotator");
+  /* The panel shows each segment's label. */
+  g_assert_cmpstr (gtk_menu_button_get_label (window->segment_labels[2]), ==, "Hyperintense");
+  g_assert_cmpstr (gtk_menu_button_get_label (window->segment_labels[1]), ==, "Unlabelled");
+
+  /* Undo twice, redo once: C7-T1 and C2-3 go, C2-3 comes back. */
+  activate (window, "undo", NULL);
+  activate (window, "undo", NULL);
+  wait_for_save_state (window, "saved");
+  g_free (disk);
+  disk = labels_on_disk (sidecar, NULL);
+  g_assert_cmpstr (disk, ==, "--H---");
+  activate (window, "redo", NULL);
+  wait_for_save_state (window, "saved");
+  g_free (disk);
+  disk = labels_on_disk (sidecar, NULL);
+  g_assert_cmpstr (disk, ==, "N-H---");
+  g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (window), "redo"));
+
+  /* Delete on the selected segment (C2-3 is still selected after the undo? select it). */
+  select_segment (window, 0);
+  activate (window, "clear-label", NULL);
+  g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (window), "redo"));
+
+  /* The model's calls become labels only on accept, and only on unlabelled segments. */
+  CsSegmentLabel calls[6] = {
+    CS_SEGMENT_LABEL_NORMAL, CS_SEGMENT_LABEL_NORMAL, CS_SEGMENT_LABEL_NORMAL,
+    CS_SEGMENT_LABEL_HYPERINTENSE, CS_SEGMENT_LABEL_UNSET, CS_SEGMENT_LABEL_NORMAL,
+  };
+  double scores[6] = { 0.1, 0.2, 0.3, 2.0, NAN, 0.1 };
+  cs_annotation_set_model_calls (window->annotation, calls, scores);
+  wait_for_save_state (window, "saved");
+  g_free (disk);
+  disk = labels_on_disk (sidecar, NULL);
+  g_assert_cmpstr (disk, ==, "--H---");
+  activate (window, "accept-model", NULL);
+  wait_for_save_state (window, "saved");
+  g_free (disk);
+  disk = labels_on_disk (sidecar, NULL);
+  g_assert_cmpstr (disk, ==, "NNHH-N");
+  /* One undo step for the whole accept. */
+  activate (window, "undo", NULL);
+  wait_for_save_state (window, "saved");
+  g_free (disk);
+  disk = labels_on_disk (sidecar, NULL);
+  g_assert_cmpstr (disk, ==, "--H---");
+
+  /* A label, then at once the next case: the first case's label is on disk after it. */
+  select_segment (window, 4);
+  activate (window, "label-normal", NULL);
+  activate (window, "next-case", NULL);
+  wait_for_load (window);
+  g_assert_cmpstr (cs_window_get_case_name (window), ==, "phantom-0001");
+  g_free (disk);
+  disk = labels_on_disk (sidecar, NULL);
+  g_assert_cmpstr (disk, ==, "--H-N-");
+  /* The new case's document is another file and starts unlabelled. */
+  g_assert_cmpstr (cs_annotation_get_path (window->annotation), !=, sidecar);
+  g_assert_cmpstr (gtk_menu_button_get_label (window->segment_labels[2]), ==, "Unlabelled");
+  close_all_windows ();
+}
+
+static void
+test_failed_save_shown_retried_and_recovered (void)
+{
+  CsWindow *window = open_window (work_folder);
+  wait_for_load (window);
+  activate (window, "next-case", NULL);
+  wait_for_load (window);
+  activate (window, "next-case", NULL);
+  wait_for_load (window);
+  g_assert_cmpstr (cs_window_get_case_name (window), ==, "phantom-0002");
+  g_autofree char *sidecar = g_strdup (cs_annotation_get_path (window->annotation));
+
+  /* A folder where the sidecar goes: the rename onto it fails (root ignores modes). */
+  g_assert_cmpint (g_mkdir (sidecar, 0755), ==, 0);
+  select_segment (window, 1);
+  activate (window, "label-hyperintense", NULL);
+  wait_for_save_state (window, "failed");
+  const char *shown = gtk_label_get_label (window->save_label);
+  g_assert_true (g_str_has_prefix (shown, "Save failed: "));
+  g_assert_nonnull (strstr (shown, "phantom-0002"));
+  g_assert_true (gtk_widget_get_visible (window->save_retry));
+  g_assert_true (g_file_test (cs_annotation_get_recovery_path (window->annotation),
+                              G_FILE_TEST_EXISTS));
+
+  /* Retry once the folder is gone: saved, the button goes. */
+  g_assert_cmpint (g_rmdir (sidecar), ==, 0);
+  gtk_widget_activate_action (GTK_WIDGET (window), "annotation.save", NULL);
+  wait_for_save_state (window, "saved");
+  g_assert_false (gtk_widget_get_visible (window->save_retry));
+  g_autofree char *disk = labels_on_disk (sidecar, NULL);
+  g_assert_cmpstr (disk, ==, "-H----");
+
+  /* Failing again, the window closes: the label is only in the recovery file. */
+  g_assert_cmpint (g_unlink (sidecar), ==, 0);
+  g_assert_cmpint (g_mkdir (sidecar, 0755), ==, 0);
+  select_segment (window, 3);
+  activate (window, "label-uncertain", NULL);
+  wait_for_save_state (window, "failed");
+  close_all_windows ();
+  g_assert_cmpint (g_rmdir (sidecar), ==, 0);
+
+  /* The next open offers it at once; Restore brings the labels back and saves them. */
+  g_autofree char *image = g_build_filename (work_folder, "phantom-0002.nii.gz", NULL);
+  window = open_window (image);
+  wait_for_load (window);
+  g_assert_nonnull (cs_annotation_get_pending_recovery (window->annotation));
+  g_assert_true (gtk_revealer_get_reveal_child (window->recovery_revealer));
+  gtk_widget_activate_action (GTK_WIDGET (window), "annotation.restore-recovery", NULL);
+  wait_for_save_state (window, "saved");
+  g_assert_false (gtk_revealer_get_reveal_child (window->recovery_revealer));
+  g_free (disk);
+  disk = labels_on_disk (sidecar, NULL);
+  g_assert_cmpstr (disk, ==, "-H-U--");
+  close_all_windows ();
+}
+
+int
+main (int argc, char **argv)
+{
+  const char *system_data = g_getenv ("XDG_DATA_DIRS");
+  g_autofree char *system_data_dirs = g_strdup (system_data != NULL && system_data[0] != '\0'
+                                                  ? system_data : "/usr/local/share:/usr/share");
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+  g_setenv ("XDG_DATA_DIRS", system_data_dirs, TRUE);
+
+  if (g_getenv ("DISPLAY") == NULL && g_getenv ("WAYLAND_DISPLAY") == NULL)
+    {
+      g_print ("SKIP: no display (run under xvfb-run)\n");
+      return 77;
+    }
+
+  app = g_object_new (CS_TYPE_APPLICATION,
+                      "application-id", CS_APP_ID,
+                      "flags", G_APPLICATION_HANDLES_OPEN | G_APPLICATION_NON_UNIQUE,
+                      "resource-base-path", "/io/github/cordscope/Cordscope",
+                      NULL);
+  g_autoptr(GError) error = NULL;
+  g_assert_true (g_application_register (G_APPLICATION (app), NULL, &error));
+  g_assert_no_error (error);
+  g_settings_set_string (cs_application_get_settings (app), "annotator-name", "Test Annotator");
+  work_folder = copy_sample ();
+
+  g_test_add_func ("/ui/annotation/keys-label-undo-redo-on-disk",
+                   test_keys_label_undo_redo_on_disk);
+  g_test_add_func ("/ui/annotation/failed-save-shown-retried-and-recovered",
+                   test_failed_save_shown_retried_and_recovered);
+  int status = g_test_run ();
+  g_clear_object (&app);
+  g_autofree char *rm = g_strdup_printf ("rm -rf '%s'", work_folder);
+  if (system (rm) != 0)
+    g_message ("could not remove %s", work_folder);
+  g_free (work_folder);
+  return status;
+}
