@@ -61,6 +61,7 @@ static const struct
   { "win.accept-model", { "a", NULL } },
   { "win.undo", { "<Control>z", NULL } },
   { "win.redo", { "<Control><Shift>z", NULL } },
+  { "win.place-discs", { "d", NULL } },
 };
 
 const char *

@@ -25,9 +25,13 @@ typedef struct
 
 typedef struct
 {
-  const char *name;
+  char name[16];
+  int value;            /* the disc's label value (3 = C2-3 ...) */
   double col, row;
 } DiscMarker;
+
+/* How near (px) the pointer must be to a marker to grab or hover it. */
+#define DISC_GRAB_RADIUS 10.0
 
 struct _CsSliceView
 {
@@ -43,8 +47,14 @@ struct _CsSliceView
   double           layer_max[CS_N_OVERLAYS];
   GdkTexture      *layer_textures[CS_N_OVERLAYS];
   OverlaySettings  overlays[CS_N_OVERLAYS];
-  DiscMarker       discs[CS_N_SEGMENTS];
+  DiscMarker       discs[CS_SLICE_VIEW_MAX_DISCS];
   int              n_discs;
+  gboolean         placing;                 /* clicks place discs instead of panning */
+  char            *next_disc_name;          /* shown at the cursor while placing, or NULL */
+  int              drag_disc;               /* the marker index dragged, -1: a new one */
+  gboolean         dragging_disc;
+  double           drag_x, drag_y;          /* where the dragged marker is (widget) */
+  int              hovered_disc;            /* marker index under the pointer, -1: none */
 
   double           zoom;                    /* 1 = the whole slice fits */
   double           offset_x, offset_y;      /* of the zoomed slice from the fitted one */
@@ -68,6 +78,7 @@ enum {
   SIGNAL_STEP_SLICE,
   SIGNAL_GEOMETRY_CHANGED,
   SIGNAL_OVERLAYS_CHANGED,
+  SIGNAL_DISC_DROPPED,
   N_SIGNALS
 };
 
@@ -507,6 +518,20 @@ cs_slice_view_snapshot (GtkWidget   *widget,
         {
           double x = r.origin.x + (self->discs[i].col + 0.5) * px_w;
           double y = r.origin.y + (self->discs[i].row + 0.5) * px_h;
+          if (self->dragging_disc && self->drag_disc == i)
+            {
+              x = self->drag_x;
+              y = self->drag_y;
+            }
+          if (self->placing && i == self->hovered_disc)
+            {
+              /* The marker Delete or a drag would act on. */
+              GskRoundedRect ring;
+              gsk_rounded_rect_init_from_rect (&ring, &GRAPHENE_RECT_INIT (x - 7, y - 7, 14, 14),
+                                               7);
+              gtk_snapshot_append_border (snapshot, &ring, (float[4]) { 2, 2, 2, 2 },
+                                          (GdkRGBA[4]) { fg, fg, fg, fg });
+            }
           GskRoundedRect dot;
           gsk_rounded_rect_init_from_rect (&dot, &GRAPHENE_RECT_INIT (x - 4, y - 4, 8, 8), 4);
           gtk_snapshot_push_rounded_clip (snapshot, &dot);
@@ -525,6 +550,25 @@ cs_slice_view_snapshot (GtkWidget   *widget,
           append_text (snapshot, widget, self->discs[i].name, x - 10 - tw, y, TRUE, &fg);
         }
       gtk_snapshot_pop (snapshot);
+    }
+
+  if (self->placing && self->next_disc_name != NULL && self->cursor_col >= 0
+      && !self->dragging_disc)
+    {
+      /* The disc a click places now, at the pointer. */
+      g_autoptr(PangoLayout) layout = gtk_widget_create_pango_layout (widget,
+                                                                      self->next_disc_name);
+      int tw, th;
+      pango_layout_get_pixel_size (layout, &tw, &th);
+      GdkRGBA plate = accent;
+      plate.alpha = 0.85f;
+      double x = self->pointer_x + 14, y = self->pointer_y - th - 6;
+      gtk_snapshot_append_color (snapshot, &plate,
+                                 &GRAPHENE_RECT_INIT (x - 3, y - 1, tw + 6, th + 2));
+      gtk_snapshot_save (snapshot);
+      gtk_snapshot_translate (snapshot, &GRAPHENE_POINT_INIT (x, y));
+      gtk_snapshot_append_layout (snapshot, layout, &(GdkRGBA) { 0, 0, 0, 1 });
+      gtk_snapshot_restore (snapshot);
     }
 
   if (self->marked_row >= 0)
@@ -644,6 +688,31 @@ cs_slice_view_point_to_pixel (CsSliceView *self,
   return *col >= 0 && *row >= 0 && *col < self->sagittal->width && *row < self->sagittal->height;
 }
 
+/* The marker within DISC_GRAB_RADIUS of widget point (X, Y), nearest first, or -1. */
+static int
+cs_slice_view_disc_at (CsSliceView *self,
+                       double       x,
+                       double       y)
+{
+  graphene_rect_t r;
+  int best = -1;
+  double best_d2 = DISC_GRAB_RADIUS * DISC_GRAB_RADIUS;
+  if (self->sagittal == NULL || !cs_slice_view_get_image_rect (self, &r))
+    return -1;
+  for (int i = 0; i < self->n_discs; i++)
+    {
+      double mx = r.origin.x + (self->discs[i].col + 0.5) * r.size.width / self->sagittal->width;
+      double my = r.origin.y + (self->discs[i].row + 0.5) * r.size.height / self->sagittal->height;
+      double d2 = (mx - x) * (mx - x) + (my - y) * (my - y);
+      if (d2 <= best_d2)
+        {
+          best = i;
+          best_d2 = d2;
+        }
+    }
+  return best;
+}
+
 static void
 on_motion (GtkEventControllerMotion *controller,
            double                    x,
@@ -653,6 +722,14 @@ on_motion (GtkEventControllerMotion *controller,
   double col, row;
   self->pointer_x = x;
   self->pointer_y = y;
+  int hovered = cs_slice_view_disc_at (self, x, y);
+  if (hovered != self->hovered_disc)
+    {
+      self->hovered_disc = hovered;
+      gtk_widget_queue_draw (GTK_WIDGET (self));
+    }
+  if (self->placing)
+    gtk_widget_queue_draw (GTK_WIDGET (self));
   if (cs_slice_view_point_to_pixel (self, x, y, &col, &row))
     cs_slice_view_set_cursor (self, col, row);
   else
@@ -692,6 +769,31 @@ on_pan_begin (GtkGestureDrag *gesture,
 {
   self->drag_last_x = 0;
   self->drag_last_y = 0;
+  self->dragging_disc = self->placing && self->sagittal != NULL;
+  if (self->dragging_disc)
+    {
+      /* Grab the marker under the pointer, else a new disc goes where the button lifts. */
+      self->drag_disc = cs_slice_view_disc_at (self, x, y);
+      self->drag_x = x;
+      self->drag_y = y;
+    }
+}
+
+static void
+on_pan_end (GtkGestureDrag *gesture,
+            double          dx,
+            double          dy,
+            CsSliceView    *self)
+{
+  double x, y, col, row;
+  if (!self->dragging_disc)
+    return;
+  self->dragging_disc = FALSE;
+  gtk_gesture_drag_get_start_point (gesture, &x, &y);
+  int value = self->drag_disc >= 0 ? self->discs[self->drag_disc].value : -1;
+  if (cs_slice_view_point_to_pixel (self, x + dx, y + dy, &col, &row))
+    g_signal_emit (self, signals[SIGNAL_DISC_DROPPED], 0, value, floor (col), floor (row));
+  gtk_widget_queue_draw (GTK_WIDGET (self));
 }
 
 static void
@@ -700,6 +802,15 @@ on_pan_update (GtkGestureDrag *gesture,
                double          dy,
                CsSliceView    *self)
 {
+  if (self->dragging_disc)
+    {
+      double x, y;
+      gtk_gesture_drag_get_start_point (gesture, &x, &y);
+      self->drag_x = x + dx;
+      self->drag_y = y + dy;
+      gtk_widget_queue_draw (GTK_WIDGET (self));
+      return;
+    }
   cs_slice_view_pan (self, dx - self->drag_last_x, dy - self->drag_last_y);
   self->drag_last_x = dx;
   self->drag_last_y = dy;
@@ -747,6 +858,7 @@ cs_slice_view_finalize (GObject *object)
   CsSliceView *self = CS_SLICE_VIEW (object);
 
   g_clear_pointer (&self->sagittal, cs_sagittal_free);
+  g_clear_pointer (&self->next_disc_name, g_free);
   for (int i = 0; i < CS_N_OVERLAYS; i++)
     g_clear_pointer (&self->layers[i], cs_sagittal_free);
   cs_slice_view_invalidate_textures (self);
@@ -830,6 +942,10 @@ cs_slice_view_class_init (CsSliceViewClass *klass)
     g_signal_new ("step-slice", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                   NULL, G_TYPE_NONE, 1, G_TYPE_INT);
   /* The rows moved on screen (zoom, pan, size, another image): views sharing them redraw. */
+  /* Placing discs: a marker (VALUE, -1 for a new disc) dropped at display pixel (COL, ROW). */
+  signals[SIGNAL_DISC_DROPPED] =
+    g_signal_new ("disc-dropped", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                  NULL, G_TYPE_NONE, 3, G_TYPE_INT, G_TYPE_DOUBLE, G_TYPE_DOUBLE);
   signals[SIGNAL_GEOMETRY_CHANGED] =
     g_signal_new ("geometry-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
                   NULL, NULL, G_TYPE_NONE, 0);
@@ -849,6 +965,7 @@ cs_slice_view_init (CsSliceView *self)
   self->window_low = 0.0;
   self->window_high = 1.0;
   self->zoom = 1.0;
+  self->hovered_disc = -1;
   self->cursor_col = self->cursor_row = -1;
   self->marked_row = -1;
   for (int i = 0; i < CS_N_OVERLAYS; i++)
@@ -881,6 +998,7 @@ cs_slice_view_init (CsSliceView *self)
   gtk_gesture_single_set_button (GTK_GESTURE_SINGLE (pan), GDK_BUTTON_PRIMARY);
   g_signal_connect (pan, "drag-begin", G_CALLBACK (on_pan_begin), self);
   g_signal_connect (pan, "drag-update", G_CALLBACK (on_pan_update), self);
+  g_signal_connect (pan, "drag-end", G_CALLBACK (on_pan_end), self);
   gtk_widget_add_controller (widget, GTK_EVENT_CONTROLLER (pan));
 
   GtkGesture *window = gtk_gesture_drag_new ();
@@ -997,11 +1115,89 @@ cs_slice_view_set_discs (CsSliceView     *self,
   g_return_if_fail (CS_IS_SLICE_VIEW (self));
 
   self->n_discs = 0;
+  self->hovered_disc = -1;
   for (int i = 0; segments != NULL && i < CS_N_SEGMENTS; i++)
     if (segments[i].present)
-      self->discs[self->n_discs++] = (DiscMarker) { segments[i].name, segments[i].disc_col,
-                                                    segments[i].disc_row };
+      {
+        DiscMarker *m = &self->discs[self->n_discs++];
+        g_strlcpy (m->name, segments[i].name, sizeof m->name);
+        m->value = segments[i].disc_value;
+        m->col = segments[i].disc_col;
+        m->row = segments[i].disc_row;
+      }
   gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+void
+cs_slice_view_set_disc_points (CsSliceView *self,
+                               const GArray *discs)
+{
+  static const char *const names[] = { "C2-3", "C3-4", "C4-5", "C5-6", "C6-7", "C7-T1" };
+  g_return_if_fail (CS_IS_SLICE_VIEW (self));
+
+  self->n_discs = 0;
+  self->hovered_disc = -1;
+  for (guint i = 0; discs != NULL && self->sagittal != NULL && i < discs->len
+                    && self->n_discs < CS_SLICE_VIEW_MAX_DISCS; i++)
+    {
+      const CsDisc *d = &g_array_index (discs, CsDisc, i);
+      DiscMarker *m = &self->discs[self->n_discs++];
+      m->value = d->value;
+      if (d->value >= 3 && d->value <= 8)
+        g_strlcpy (m->name, names[d->value - 3], sizeof m->name);
+      else
+        g_snprintf (m->name, sizeof m->name, "%d", d->value);
+      cs_sagittal_voxel_to_display (self->sagittal, d->voxel, &m->col, &m->row);
+    }
+  gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+void
+cs_slice_view_set_placing_discs (CsSliceView *self,
+                                 gboolean     placing,
+                                 const char  *next_name)
+{
+  g_return_if_fail (CS_IS_SLICE_VIEW (self));
+  self->placing = placing;
+  g_free (self->next_disc_name);
+  self->next_disc_name = g_strdup (next_name);
+  gtk_widget_set_cursor_from_name (GTK_WIDGET (self), placing ? "crosshair" : NULL);
+  gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+gboolean
+cs_slice_view_get_placing_discs (CsSliceView *self)
+{
+  g_return_val_if_fail (CS_IS_SLICE_VIEW (self), FALSE);
+  return self->placing;
+}
+
+int
+cs_slice_view_get_hovered_disc (CsSliceView *self)
+{
+  g_return_val_if_fail (CS_IS_SLICE_VIEW (self), 0);
+  return self->hovered_disc >= 0 && self->hovered_disc < self->n_discs
+           ? self->discs[self->hovered_disc].value : 0;
+}
+
+gboolean
+cs_slice_view_get_disc_point (CsSliceView *self,
+                              int          value,
+                              double      *x,
+                              double      *y)
+{
+  graphene_rect_t r;
+  g_return_val_if_fail (CS_IS_SLICE_VIEW (self), FALSE);
+  if (!cs_slice_view_get_image_rect (self, &r))
+    return FALSE;
+  for (int i = 0; i < self->n_discs; i++)
+    if (self->discs[i].value == value)
+      {
+        *x = r.origin.x + (self->discs[i].col + 0.5) * r.size.width / self->sagittal->width;
+        *y = r.origin.y + (self->discs[i].row + 0.5) * r.size.height / self->sagittal->height;
+        return TRUE;
+      }
+  return FALSE;
 }
 
 void

@@ -58,6 +58,24 @@ gboolean          cs_slice_view_has_layer      (CsSliceView *self,
 /* Disc markers from the six segments (their present discs); NULL removes them. */
 void              cs_slice_view_set_discs      (CsSliceView     *self,
                                                 const CsSegment *segments);
+/* Disc markers at DISCS (CsDisc, voxel positions; NULL removes them), each named by its
+ * segment (3 = C2-3 ...): what the annotator sees while placing discs. */
+#define CS_SLICE_VIEW_MAX_DISCS 25
+void              cs_slice_view_set_disc_points (CsSliceView  *self,
+                                                 const GArray *discs);
+/* Placing discs: a primary click places a disc ("disc-dropped" with value -1), a drag
+ * from a marker moves it (its value); NEXT_NAME (may be NULL) is shown at the pointer. */
+void              cs_slice_view_set_placing_discs (CsSliceView *self,
+                                                   gboolean     placing,
+                                                   const char  *next_name);
+gboolean          cs_slice_view_get_placing_discs (CsSliceView *self);
+/* The value of the disc marker under the pointer, or 0. */
+int               cs_slice_view_get_hovered_disc (CsSliceView *self);
+/* Where disc VALUE's marker is drawn, in widget coordinates; FALSE when it is not. */
+gboolean          cs_slice_view_get_disc_point (CsSliceView *self,
+                                                int          value,
+                                                double      *x,
+                                                double      *y);
 
 void              cs_slice_view_set_overlay_visible   (CsSliceView *self,
                                                        CsOverlay    overlay,

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <glib/gi18n.h>
 
+#include "io/cs-slice2d.h"
 #include "cs-window-private.h"
 
 static const char *const segment_names[CS_N_SEGMENTS] = {
@@ -186,12 +187,109 @@ update_labels (CsWindow *self)
 
   static const char *const doc_actions[] = {
     "label-normal", "label-hyperintense", "label-uncertain", "clear-label", "accept-model",
-    "select-segment",
+    "select-segment", "place-discs",
   };
   for (guint i = 0; i < G_N_ELEMENTS (doc_actions); i++)
     set_action_enabled (self, doc_actions[i], doc != NULL);
   set_action_enabled (self, "undo", doc != NULL && cs_annotation_can_undo (doc));
   set_action_enabled (self, "redo", doc != NULL && cs_annotation_can_redo (doc));
+}
+
+/* ---- discs --------------------------------------------------------------------------- */
+
+static gboolean
+discs_edited (CsAnnotation *doc)
+{
+  const CsSidecar *s = cs_annotation_get_sidecar (doc);
+  if (s->discs != NULL && s->discs->len > 0)
+    return TRUE;
+  for (int value = 1; value <= 25; value++)
+    if (cs_annotation_disc_removed (doc, value))
+      return TRUE;
+  return FALSE;
+}
+
+static void
+update_next_disc (CsWindow *self)
+{
+  gboolean placing = cs_slice_view_get_placing_discs (self->slice_view);
+  int next = self->annotation != NULL ? cs_annotation_next_disc (self->annotation) : 0;
+  g_autofree char *text = NULL;
+  if (next >= 3 && next <= 8)
+    text = g_strdup_printf (_("Place %s"), segment_names[next - 3]);
+  else if (self->annotation != NULL)
+    text = g_strdup (_("All six discs placed: drag to move"));
+  cs_slice_view_set_placing_discs (self->slice_view, placing, text);
+}
+
+void
+cs_window_annotation_show_discs (CsWindow *self,
+                                 gboolean  refresh)
+{
+  const CsSagittal *view = cs_slice_view_get_sagittal (self->slice_view);
+  g_autoptr(GArray) discs = self->annotation != NULL
+                              ? cs_annotation_dup_discs (self->annotation) : NULL;
+  g_autoptr(GError) error = NULL;
+
+  cs_slice_view_set_disc_points (self->slice_view, discs);
+  self->have_disc_segments =
+    discs != NULL && view != NULL
+    && cs_segments_compute (discs, view, cs_annotation_get_path (self->annotation),
+                            self->disc_segments, &error);
+  update_next_disc (self);
+  if (refresh)
+    cs_window_show_detection (self);
+}
+
+gboolean
+cs_window_effective_segments (CsWindow           *self,
+                              const CsDetection  *det,
+                              CsDetectionSegment  out[CS_PIPELINE_N_SEGMENTS])
+{
+  memcpy (out, det->segments, sizeof det->segments);
+  if (self->annotation == NULL || !discs_edited (self->annotation))
+    return det->have_segments;
+  if (!self->have_disc_segments || det->curve == NULL)
+    return FALSE;
+
+  /* The detection's curve on display rows, rescored over the annotator's spans. */
+  for (int i = 0; i < CS_PIPELINE_N_SEGMENTS; i++)
+    {
+      const CsSegment *seg = &self->disc_segments[i];
+      out[i].present = seg->present;
+      out[i].row_start = seg->row_start;
+      out[i].row_end = seg->row_end;
+      out[i].score = NAN;
+      for (int v = 0; seg->present && v < det->size; v++)
+        {
+          double col, row;
+          cs_slice2d_grid_to_px (det->slice, det->size / 2.0, v, &col, &row);
+          if (row >= seg->row_start && row < seg->row_end && isfinite (det->curve[v])
+              && !(det->curve[v] <= out[i].score))
+            out[i].score = det->curve[v];
+        }
+    }
+  return TRUE;
+}
+
+static void
+on_disc_dropped (CsSliceView *view,
+                 int          value,
+                 double       col,
+                 double       row,
+                 CsWindow    *self)
+{
+  const CsSagittal *s = cs_slice_view_get_sagittal (view);
+  if (self->annotation == NULL || s == NULL)
+    return;
+  if (value < 0)
+    value = cs_annotation_next_disc (self->annotation);
+  if (value <= 0)
+    return;  /* all six placed: drag one to move it */
+  double voxel[3];
+  for (int r = 0; r < 3; r++)
+    voxel[r] = s->px2vox[r][0] * col + s->px2vox[r][1] * row + s->px2vox[r][3];
+  cs_annotation_place_disc (self->annotation, value, voxel);
 }
 
 /* ---- the document's signals -------------------------------------------------------- */
@@ -204,6 +302,8 @@ on_changed (CsAnnotation *doc,
   trace_n++;
   trace (self, "PENDING", NULL);
   update_labels (self);
+  if (parts & CS_ANNOTATION_PART_DISCS)
+    cs_window_annotation_show_discs (self, TRUE);
 }
 
 static void
@@ -289,6 +389,7 @@ cs_window_annotation_open (CsWindow *self)
   g_signal_connect_object (doc, "notify::can-redo", G_CALLBACK (on_undo_state), self, 0);
   g_signal_connect_object (doc, "notify::pending-recovery", G_CALLBACK (on_recovery), self, 0);
 
+  cs_window_annotation_show_discs (self, FALSE);
   self->selected_segment = 0;
   g_action_group_change_action_state (G_ACTION_GROUP (self), "select-segment",
                                       g_variant_new_int32 (0));
@@ -404,7 +505,30 @@ label_uncertain_action (GSimpleAction *action, GVariant *parameter, gpointer use
 static void
 clear_label_action (GSimpleAction *action, GVariant *parameter, gpointer user_data)
 {
-  set_selected_label (CS_WINDOW (user_data), CS_SEGMENT_LABEL_UNSET);
+  CsWindow *self = CS_WINDOW (user_data);
+  int hovered = cs_slice_view_get_hovered_disc (self->slice_view);
+
+  /* Placing discs, Delete removes the marker under the pointer. */
+  if (self->annotation != NULL && cs_slice_view_get_placing_discs (self->slice_view)
+      && hovered > 0)
+    cs_annotation_delete_disc (self->annotation, hovered);
+  else
+    set_selected_label (self, CS_SEGMENT_LABEL_UNSET);
+}
+
+static void
+place_discs_change_state (GSimpleAction *action,
+                          GVariant      *state,
+                          gpointer       user_data)
+{
+  CsWindow *self = CS_WINDOW (user_data);
+  g_simple_action_set_state (action, state);
+  cs_slice_view_set_placing_discs (self->slice_view, g_variant_get_boolean (state), NULL);
+  update_next_disc (self);
+  /* Markers must be seen to be placed. */
+  if (g_variant_get_boolean (state))
+    g_action_group_change_action_state (G_ACTION_GROUP (self), "overlay-discs",
+                                        g_variant_new_boolean (TRUE));
 }
 
 static void
@@ -441,6 +565,7 @@ static const GActionEntry annotation_actions[] = {
   { .name = "accept-model", .activate = accept_model_action },
   { .name = "undo", .activate = undo_action },
   { .name = "redo", .activate = redo_action },
+  { .name = "place-discs", .state = "false", .change_state = place_discs_change_state },
 };
 
 /* ---- construction ------------------------------------------------------------------ */
@@ -543,4 +668,5 @@ cs_window_annotation_init (CsWindow *self)
   update_labels (self);
   update_save_state (self);
   update_recovery (self);
+  g_signal_connect (self->slice_view, "disc-dropped", G_CALLBACK (on_disc_dropped), self);
 }

@@ -98,6 +98,8 @@ struct _CsWindow
   GtkRevealer          *recovery_revealer;
   GtkLabel             *recovery_label;
   GtkMenuButton        *segment_labels[CS_PIPELINE_N_SEGMENTS];
+  CsSegment             disc_segments[CS_N_SEGMENTS]; /* from the document's discs */
+  gboolean              have_disc_segments;
 };
 
 void          cs_window_add_actions         (CsWindow   *self);
@@ -131,6 +133,16 @@ gboolean      cs_window_annotation_close    (CsWindow   *self,
 void          cs_window_annotation_set_detection (CsWindow          *self,
                                                   const CsDetection *detection,
                                                   double             threshold);
+/* Disc markers from the document's discs; REFRESH also redraws spans, curve and scores. */
+void          cs_window_annotation_show_discs (CsWindow *self,
+                                               gboolean  refresh);
+/* DETECTION's segments, with spans from the annotator's discs and scores from the curve
+ * when the annotator placed, moved or deleted discs. FALSE: no segments. */
+gboolean      cs_window_effective_segments  (CsWindow           *self,
+                                             const CsDetection  *detection,
+                                             CsDetectionSegment  out[CS_PIPELINE_N_SEGMENTS]);
+/* The detection's layers, curve and panel again (after the discs changed). */
+void          cs_window_show_detection      (CsWindow   *self);
 /* "labels=NH-U-- review=P artifact=1 note=TEXT discs=3@i/j/k,...": the kill test's form. */
 char         *cs_window_annotation_describe (CsWindow   *self);
 

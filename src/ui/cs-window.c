@@ -403,11 +403,11 @@ cs_window_show_detection_layers (CsWindow *self)
   cs_curve_view_set_curve (self->curve_view, rows, values, det->size);
 
   CsCurveSegment segments[CS_PIPELINE_N_SEGMENTS];
+  CsDetectionSegment spans[CS_PIPELINE_N_SEGMENTS];
+  gboolean have_segments = cs_window_effective_segments (self, det, spans);
   for (int i = 0; i < CS_PIPELINE_N_SEGMENTS; i++)
-    segments[i] = (CsCurveSegment) { det->segments[i].name,
-                                     det->have_segments && det->segments[i].present,
-                                     det->segments[i].row_start, det->segments[i].row_end,
-                                     det->segments[i].score };
+    segments[i] = (CsCurveSegment) { spans[i].name, have_segments && spans[i].present,
+                                     spans[i].row_start, spans[i].row_end, spans[i].score };
   cs_curve_view_set_segments (self->curve_view, segments, CS_PIPELINE_N_SEGMENTS);
 }
 
@@ -433,7 +433,9 @@ cs_window_show_slice (CsWindow   *self,
   if (loaded->lesion != NULL)
     cs_slice_view_set_layer (self->slice_view, CS_OVERLAY_LESION,
                              cs_volume_extract_sagittal (loaded->lesion, slice));
-  if (loaded->discs != NULL)
+  if (self->annotation != NULL)
+    cs_window_annotation_show_discs (self, FALSE);
+  else if (loaded->discs != NULL)
     {
       CsSegment segments[CS_N_SEGMENTS];
       g_autoptr(GError) error = NULL;
@@ -478,6 +480,13 @@ set_style (GtkWidget  *widget,
     gtk_widget_add_css_class (widget, style);
 }
 
+void
+cs_window_show_detection (CsWindow *self)
+{
+  cs_window_show_detection_layers (self);
+  cs_window_update_panel (self);
+}
+
 static void
 cs_window_update_panel (CsWindow *self)
 {
@@ -517,17 +526,20 @@ cs_window_update_panel (CsWindow *self)
       gtk_label_set_label (self->detector_label, "");
     }
 
+  /* The annotator's discs, when moved, give the spans and scores (from the curve). */
+  CsDetectionSegment spans[CS_PIPELINE_N_SEGMENTS];
+  gboolean have_segments = det != NULL && cs_window_effective_segments (self, det, spans);
   double scale = isfinite (threshold) ? threshold : 0.0;
   for (int i = 0; det != NULL && i < CS_PIPELINE_N_SEGMENTS; i++)
-    if (det->have_segments && det->segments[i].present && isfinite (det->segments[i].score))
-      scale = MAX (scale, det->segments[i].score);
+    if (have_segments && spans[i].present && isfinite (spans[i].score))
+      scale = MAX (scale, spans[i].score);
   scale = scale > 0 ? scale * 1.1 : 1.0;
 
   for (int i = 0; i < CS_PIPELINE_N_SEGMENTS; i++)
     {
-      gboolean present = det != NULL && det->have_segments && det->segments[i].present
-                         && isfinite (det->segments[i].score);
-      double score = present ? det->segments[i].score : 0.0;
+      gboolean present = det != NULL && have_segments && spans[i].present
+                         && isfinite (spans[i].score);
+      double score = present ? spans[i].score : 0.0;
       gtk_level_bar_set_value (self->segment_bars[i], CLAMP (score / scale, 0, 1));
       const char *call = det == NULL ? "" : !present ? _("Not scored")
                          : score >= threshold ? _("Suspicious") : _("Normal");

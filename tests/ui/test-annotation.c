@@ -13,6 +13,7 @@
 #include <glib/gstdio.h>
 
 #include "io/cs-paths.h"
+#include "io/cs-slice2d.h"
 #include "cs-application.h"
 #include "cs-window-private.h"
 
@@ -290,6 +291,91 @@ test_failed_save_shown_retried_and_recovered (void)
   close_all_windows ();
 }
 
+static void
+wait_for_detection (CsWindow *window)
+{
+  gint64 deadline = g_get_monotonic_time () + 120 * G_USEC_PER_SEC;
+  iterate_for (20);
+  while (cs_worker_get_n_jobs (window->worker) > 0 && g_get_monotonic_time () < deadline)
+    iterate_for (10);
+  g_assert_cmpuint (cs_worker_get_n_jobs (window->worker), ==, 0);
+  iterate_for (50);
+}
+
+/* Disc mode: a drop moves a marker (one place-disc at the voxel under it), a drop with
+ * nothing grabbed places the next expected disc; spans and segment scores follow at once. */
+static void
+test_place_and_move_discs (void)
+{
+  g_autofree char *image = g_build_filename (work_folder, "phantom-0001.nii.gz", NULL);
+  CsWindow *window = open_window (image);
+  wait_for_load (window);
+  activate (window, "detect", NULL);
+  wait_for_detection (window);
+  const CsDetection *det = cs_window_get_detection (window);
+  g_assert_nonnull (det);
+  g_assert_true (det->have_segments);
+
+  g_action_group_change_action_state (G_ACTION_GROUP (window), "place-discs",
+                                      g_variant_new_boolean (TRUE));
+  g_assert_true (cs_slice_view_get_placing_discs (window->slice_view));
+  double x, y;
+  g_assert_true (cs_slice_view_get_disc_point (window->slice_view, 5, &x, &y));
+  g_assert_true (window->have_disc_segments);
+  double old_end = window->disc_segments[2].row_end;     /* C4-5 ends at the C4-5/C5-6 mid */
+
+  /* Move disc 5 (C4-5) 12 rows down: what a drag from its marker does on release. */
+  const CsSagittal *s = cs_slice_view_get_sagittal (window->slice_view);
+  CsSegment before[CS_N_SEGMENTS];
+  memcpy (before, window->disc_segments, sizeof before);
+  double col = floor (before[2].disc_col), row = floor (before[2].disc_row) + 12;
+  g_signal_emit_by_name (window->slice_view, "disc-dropped", 5, col, row);
+  wait_for_save_state (window, "saved");
+  g_autoptr(GArray) discs = cs_annotation_dup_discs (window->annotation);
+  const CsDisc *moved = NULL;
+  for (guint i = 0; i < discs->len; i++)
+    if (g_array_index (discs, CsDisc, i).value == 5)
+      moved = &g_array_index (discs, CsDisc, i);
+  g_assert_nonnull (moved);
+  g_assert_cmpint (moved->source, ==, CS_DISC_SOURCE_MANUAL);
+  for (int r = 0; r < 3; r++)
+    g_assert_cmpfloat_with_epsilon (moved->voxel[r],
+                                    s->px2vox[r][0] * col + s->px2vox[r][1] * row
+                                    + s->px2vox[r][3], 1e-6);
+  /* The C4-5 span now reaches 6 rows further (half the move), the marker moved. */
+  g_assert_cmpfloat_with_epsilon (window->disc_segments[2].row_end, old_end + 6, 0.6);
+  double x2, y2;
+  g_assert_true (cs_slice_view_get_disc_point (window->slice_view, 5, &x2, &y2));
+  g_assert_cmpfloat (y2, >, y + 1);
+  /* Its score: the peak of the detection's curve over the new span (independently). */
+  CsDetectionSegment spans[CS_PIPELINE_N_SEGMENTS];
+  g_assert_true (cs_window_effective_segments (window, det, spans));
+  double peak = -INFINITY;
+  for (int v = 0; v < det->size; v++)
+    {
+      double c, r;
+      cs_slice2d_grid_to_px (det->slice, det->size / 2.0, v, &c, &r);
+      if (r >= spans[2].row_start && r < spans[2].row_end && det->curve[v] > peak)
+        peak = det->curve[v];
+    }
+  g_assert_cmpfloat (spans[2].row_end, ==, window->disc_segments[2].row_end);
+  g_assert_cmpfloat (spans[2].score, ==, peak);
+
+  /* Delete disc 4, then a drop with nothing grabbed places it (the next expected). */
+  gtk_widget_activate_action (GTK_WIDGET (window), "annotation.delete-disc", "i", 4);
+  g_assert_cmpint (cs_annotation_next_disc (window->annotation), ==, 4);
+  g_assert_false (cs_slice_view_get_disc_point (window->slice_view, 4, &x2, &y2));
+  g_signal_emit_by_name (window->slice_view, "disc-dropped", -1, col, before[1].disc_row);
+  g_assert_cmpint (cs_annotation_next_disc (window->annotation), ==, 0);
+  g_assert_true (cs_slice_view_get_disc_point (window->slice_view, 4, &x2, &y2));
+  /* Undo brings the delete back... twice: the disc 4 of the file again. */
+  activate (window, "undo", NULL);
+  activate (window, "undo", NULL);
+  g_assert_true (cs_slice_view_get_disc_point (window->slice_view, 4, &x2, &y2));
+  wait_for_save_state (window, "saved");
+  close_all_windows ();
+}
+
 int
 main (int argc, char **argv)
 {
@@ -314,10 +400,12 @@ main (int argc, char **argv)
   g_assert_true (g_application_register (G_APPLICATION (app), NULL, &error));
   g_assert_no_error (error);
   g_settings_set_string (cs_application_get_settings (app), "annotator-name", "Test Annotator");
+  g_settings_set_string (cs_application_get_settings (app), "detector", "zscore");
   work_folder = copy_sample ();
 
   g_test_add_func ("/ui/annotation/keys-label-undo-redo-on-disk",
                    test_keys_label_undo_redo_on_disk);
+  g_test_add_func ("/ui/annotation/place-and-move-discs", test_place_and_move_discs);
   g_test_add_func ("/ui/annotation/failed-save-shown-retried-and-recovered",
                    test_failed_save_shown_retried_and_recovered);
   int status = g_test_run ();
