@@ -223,7 +223,9 @@ part_state_restore (CsAnnotation *self, const PartState *st)
 static gboolean
 arrays_equal (const GArray *a, const GArray *b, guint element_size)
 {
-  return a->len == b->len && memcmp (a->data, b->data, (gsize) a->len * element_size) == 0;
+  /* An empty GArray may hold a NULL data pointer, which memcmp must not see. */
+  return a->len == b->len
+         && (a->len == 0 || memcmp (a->data, b->data, (gsize) a->len * element_size) == 0);
 }
 
 /* Equal for the user: segment times are not compared (a relabel to the same label by the
