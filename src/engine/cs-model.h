@@ -5,14 +5,15 @@
  * each ONE contiguous float buffer in the backend; the tensor table carves them up.
  *
  * Presets (head dim 8 in all; numbers: bench/engine-bench, 2 threads, batch 10, on the shared
- * 2-core EPYC while other jobs ran, so the efficiency ratios are the comparable figures):
+ * 2-core EPYC; the efficiency is over an sgemm 1024^3 measured in the same process):
  *   reference  enc 128 x 12 (16 heads), dec 64 x 8 (8 heads), all context. ~986 encoder
- *              tokens per image: 0.8 img/s training, 2.6 img/s inference; train_eff 0.48,
- *              infer_eff 0.52 of the sgemm peak measured in the same process.
+ *              tokens per image. Quiet moment: 2.4 img/s training (99 GFLOP/s), 7.6 img/s
+ *              inference (104 GFLOP/s) against a 192 GFLOP/s sgemm: train_eff ~0.51,
+ *              infer_eff ~0.54 (0.55 / 0.49 in a loaded run).
  *   large      enc 256 x 12 (32 heads), dec 128 x 8 (16 heads), all context: for GPUs.
  *   small      enc 80 x 4 (10 heads), dec 48 x 2 (6 heads), context margin 2 patches (16 px)
- *              around the cord. THE CPU DEFAULT: 300 phantom slices x 100 epochs of
- *              pretraining project to 6-8 min under load (~85 img/s with augmentation).
+ *              around the cord. THE CPU DEFAULT: pretraining 300 phantom slices for 100
+ *              epochs took 8.3 min (load average 4-6), 205 MB peak.
  *   tiny       enc 64 x 4 (8 heads), dec 32 x 2 (4 heads), margin 1: quick runs, ~300 img/s.
  * All: img 256, patch 8, MLP ratio 4, mask ratio 0.75.
  */
