@@ -1,6 +1,6 @@
 /* cs-model.h: the U2AD EdgeMAE network (configuration, parameters, forward, backward, Adam).
  *
- * Follows /work/notes/engine-contract.md exactly: parameter names, shapes and order are
+ * Follows src/engine/CONTRACT.md exactly: parameter names, shapes and order are
  * PyTorch's state_dict of the reference twin. Parameters, gradients and Adam's m and v are
  * each ONE contiguous float buffer in the backend; the tensor table carves them up.
  *
