@@ -11,13 +11,9 @@
 
 #include <glib.h>
 
-G_BEGIN_DECLS
+#include "cs-patch.h"
 
-typedef enum {
-  CS_PATCH_VISIBLE = 0,
-  CS_PATCH_MASKED = 1,
-  CS_PATCH_DROPPED = 2,
-} CsPatchState;
+G_BEGIN_DECLS
 
 /* Marks patch_is_roi[p] = 1 for patches containing a non-zero roi_mask pixel, 0 otherwise;
  * height and width must be multiples of patch. Returns the number of ROI patches. */

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "cs-backend.h"
+#include "cs-patch.h"
 
 G_BEGIN_DECLS
 
@@ -32,17 +33,6 @@ G_BEGIN_DECLS
 #define CS_LOSS_EDGE_WEIGHT 0.1f
 #define CS_LAYERNORM_EPS 1e-5f
 
-/* Per-patch state of one batch item. cs-masking.h defines the same enum with the same
- * values; the guard lets a file include both once that header guards it alike. */
-#ifndef CS_PATCH_STATE_DEFINED
-#define CS_PATCH_STATE_DEFINED 1
-typedef enum
-{
-  CS_PATCH_VISIBLE = 0,
-  CS_PATCH_MASKED  = 1,
-  CS_PATCH_DROPPED = 2,
-} CsPatchState;
-#endif
 
 typedef struct
 {
