@@ -259,6 +259,8 @@ cs_cli_adapt (int argc, char **argv)
                                                               backend, threads, &error);
   if (model == NULL)
     return cs_cli_fail ("adapt", "%s", error->message);
+  if (cs_pipeline_model_backend_note (model) != NULL)
+    fprintf (stderr, "adapt: backend auto: %s\n", cs_pipeline_model_backend_note (model));
   if (!job.quiet)
     {
       printf ("backend: %s; model %s; %u cases in %s; strategy %s%s, %d epochs, refresh every "

@@ -34,6 +34,8 @@ static const char usage[] =
   "  --abs-residual      u2ad: anomaly = AU = |image - mean| (default: only image\n"
   "                      brighter than its reconstruction, max(image - mean, 0))\n"
   "  --score-roi         score the whole ROI (cord + 2 px rim; default: the cord)\n"
+  "  --cord-inset PX     score the cord's interior: the mask eroded by PX px, against\n"
+  "                      segmentation spill into CSF (default %d; 0: the whole mask)\n"
   "  --quiet             print nothing on stderr but errors\n";
 
 static gboolean
@@ -66,7 +68,7 @@ cs_cli_detect (int argc, char **argv)
       const char *value = i + 1 < argc ? argv[i + 1] : NULL;
       if (strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0)
         {
-          fputs (usage, stdout);
+          printf (usage, CS_DETECT_DEFAULT_CORD_INSET_PX);
           return 0;
         }
       if (strcmp (arg, "--quiet") == 0)
@@ -110,6 +112,11 @@ cs_cli_detect (int argc, char **argv)
         {
           if (!cs_mc_kind_from_name (value, &options.schedule))
             return cs_cli_fail ("detect", "--schedule: '%s' is not balanced or random", value);
+        }
+      else if (strcmp (arg, "--cord-inset") == 0)
+        {
+          if (!parse_int (value, 0, &options.cord_inset_px) || options.cord_inset_px > 8)
+            return cs_cli_fail ("detect", "--cord-inset: '%s' is not 0..8 px", value);
         }
       else if (strcmp (arg, "-k") == 0 || strcmp (arg, "--k") == 0)
         {
@@ -156,6 +163,8 @@ cs_cli_detect (int argc, char **argv)
                                       &error);
       if (model == NULL)
         return cs_cli_fail ("detect", "%s", error->message);
+      if (cs_pipeline_model_backend_note (model) != NULL)
+        fprintf (stderr, "detect: backend auto: %s\n", cs_pipeline_model_backend_note (model));
       if (!quiet)
         fprintf (stderr, "detect: backend %s, model %s\n",
                  cs_pipeline_model_backend_name (model), cs_pipeline_model_path (model));

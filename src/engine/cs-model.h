@@ -33,7 +33,6 @@ G_BEGIN_DECLS
 #define CS_LOSS_EDGE_WEIGHT 0.1f
 #define CS_LAYERNORM_EPS 1e-5f
 
-
 typedef struct
 {
   int   img_size;       /* H = W */

@@ -15,6 +15,7 @@ struct _CsPipelineModel
 {
   char *path;
   CsBackend *backend;
+  char *backend_note;  /* why "auto" did not give CUDA, or NULL */
   CsModel *model;
   GMutex lock;      /* one forward / training step at a time */
 };

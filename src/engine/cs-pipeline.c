@@ -83,6 +83,7 @@ cs_pipeline_model_load (const char *path, const char *backend, int n_threads, GE
   CsPipelineModel *pm = g_new0 (CsPipelineModel, 1);
   pm->path = g_strdup (path);
   pm->backend = be;
+  pm->backend_note = g_steal_pointer (&reason);  /* with "auto": why CUDA was not used */
   pm->model = model;
   g_mutex_init (&pm->lock);
   return pm;
@@ -96,6 +97,7 @@ cs_pipeline_model_free (CsPipelineModel *model)
   cs_glue_model_free (model->model);
   cs_backend_close (model->backend);
   g_mutex_clear (&model->lock);
+  g_free (model->backend_note);
   g_free (model->path);
   g_free (model);
 }
@@ -110,6 +112,12 @@ const char *
 cs_pipeline_model_backend_name (const CsPipelineModel *model)
 {
   return cs_backend_name (model->backend);
+}
+
+const char *
+cs_pipeline_model_backend_note (const CsPipelineModel *model)
+{
+  return model->backend_note;
 }
 
 int
@@ -148,6 +156,7 @@ cs_pipeline_model_new_preset (const char *preset, const char *backend, int n_thr
   CsPipelineModel *pm = g_new0 (CsPipelineModel, 1);
   pm->path = g_strdup_printf ("preset:%s", preset);
   pm->backend = be;
+  pm->backend_note = g_steal_pointer (&reason);  /* with "auto": why CUDA was not used */
   pm->model = model;
   g_mutex_init (&pm->lock);
   return pm;
@@ -351,6 +360,7 @@ cs_detect_options_init (CsDetectOptions *options)
   options->grid_size = CS_SLICE2D_DEFAULT_SIZE;
   options->positive_only = TRUE;
   options->cord_only = TRUE;
+  options->cord_inset_px = CS_DETECT_DEFAULT_CORD_INSET_PX;
 }
 
 void
@@ -467,6 +477,7 @@ cs_pipeline_detect_case (const CsCase *cs_case, CsPipelineModel *model,
   d->schedule = options->schedule;
   d->positive_only = u2ad && options->positive_only;
   d->cord_only = options->cord_only;
+  d->cord_inset_px = options->cord_only ? MAX (options->cord_inset_px, 0) : 0;
   d->slice_index = slice;
   d->size = size;
   d->slice = g_steal_pointer (&prep.slice);
@@ -524,13 +535,14 @@ cs_pipeline_detect_case (const CsCase *cs_case, CsPipelineModel *model,
   if (options->cord_only)
     {
       /* Lesions lie in the cord: the rim of CSF the ROI adds only carries edge errors. */
-      cord = g_new0 (guint8, HW);
+      g_autofree guint8 *whole = g_new0 (guint8, HW);
       for (gsize i = 0; i < HW; i++)
-        {
-          cord[i] = d->slice->roi[i] > 0.5f;
-          if (!cord[i])
-            d->anomaly[i] = 0.0f;
-        }
+        whole[i] = d->slice->roi[i] > 0.5f;
+      cord = g_new0 (guint8, HW);
+      cs_cord_interior (whole, size, size, d->cord_inset_px, cord);
+      for (gsize i = 0; i < HW; i++)
+        if (!cord[i])
+          d->anomaly[i] = 0.0f;
     }
   d->patient_score = cs_detection_score (d->anomaly, cord ? cord : d->roi, size, size, prep.spans,
                                          d->have_segments ? CS_PIPELINE_N_SEGMENTS : 0,
@@ -623,6 +635,8 @@ cs_detection_to_json (const CsDetection *d)
                                  : "au");
   json_builder_set_member_name (b, "scored_on");
   json_builder_add_string_value (b, d->cord_only ? "cord" : "roi");
+  json_builder_set_member_name (b, "cord_inset_px");
+  json_builder_add_int_value (b, d->cord_inset_px);
   json_builder_set_member_name (b, "passes");
   json_builder_add_int_value (b, d->n_passes);
   json_builder_set_member_name (b, "slice");

@@ -59,6 +59,8 @@ void             cs_pipeline_model_free (CsPipelineModel *model);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CsPipelineModel, cs_pipeline_model_free)
 const char      *cs_pipeline_model_path         (const CsPipelineModel *model);
 const char      *cs_pipeline_model_backend_name (const CsPipelineModel *model); /* "cpu" */
+/* With backend "auto" on the CPU: why CUDA was not used (for the user to read); else NULL. */
+const char      *cs_pipeline_model_backend_note (const CsPipelineModel *model);
 int              cs_pipeline_model_img_size     (const CsPipelineModel *model);
 /* The configuration as JSON (engine contract keys); g_free. */
 char            *cs_pipeline_model_config_json  (const CsPipelineModel *model);
@@ -78,6 +80,9 @@ char            *cs_pipeline_bundled_model_path (void);
 
 /* ---- detection of one case ------------------------------------------------------- */
 
+/* Default inset of the scored cord interior (CsDetectOptions.cord_inset_px). */
+#define CS_DETECT_DEFAULT_CORD_INSET_PX 0
+
 typedef struct
 {
   CsDetectorKind detector;  /* CS_DETECTOR_U2AD */
@@ -96,6 +101,9 @@ typedef struct
                                the cord's width; FALSE: over the ROI. On 120 phantoms this
                                raised segment F1 / patient AUC for both detectors (see
                                README "Detection"). */
+  int cord_inset_px;        /* with cord_only: score only the cord's interior, the mask
+                               eroded by this many px (cs_cord_interior), so that a segmenter
+                               spilling into bright CSF does not score (0: the whole mask) */
 } CsDetectOptions;
 
 void cs_detect_options_init (CsDetectOptions *options);
@@ -132,6 +140,7 @@ typedef struct
   CsMcKind schedule;
   gboolean positive_only;   /* as run (options) */
   gboolean cord_only;
+  int cord_inset_px;        /* as run; 0 when not cord_only */
   int n_passes;             /* Monte-Carlo passes run (0 for z-score) */
   int slice_index;          /* sagittal slice of the volume */
 
