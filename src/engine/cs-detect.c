@@ -223,6 +223,39 @@ cs_anomaly_postprocess (float *map, int height, int width, double drop_percentil
   return n_chosen;
 }
 
+gsize
+cs_cord_interior (const guint8 *cord_mask, int height, int width, int inset_px, guint8 *interior)
+{
+  gsize n = 0;
+  for (int y = 0; y < height; y++)
+    {
+      gsize row_n = 0;
+      for (int x = 0; x < width; x++)
+        {
+          gsize i = (gsize) y * width + x;
+          gboolean inside = cord_mask[i] != 0;
+          for (int dy = -inset_px; dy <= inset_px && inside; dy++)
+            for (int dx = -inset_px; dx <= inset_px && inside; dx++)
+              {
+                int yy = y + dy, xx = x + dx;
+                if (dx * dx + dy * dy > inset_px * inset_px)
+                  continue;
+                /* The cord runs off the grid: the grid's border is not a cord edge. */
+                if (yy >= 0 && yy < height && xx >= 0 && xx < width)
+                  inside = cord_mask[(gsize) yy * width + xx] != 0;
+              }
+          interior[i] = inside;
+          row_n += inside;
+        }
+      /* A row too thin for the inset keeps its cord pixels rather than vanish. */
+      if (row_n == 0)
+        for (int x = 0; x < width; x++)
+          row_n += interior[(gsize) y * width + x] = cord_mask[(gsize) y * width + x] != 0;
+      n += row_n;
+    }
+  return n;
+}
+
 void
 cs_anomaly_curve (const float  *map,
                   const guint8 *cord_mask,

@@ -76,6 +76,14 @@ void cs_mc_aggregate (const CsMcSchedule *schedule,
 int cs_anomaly_postprocess (float *map, int height, int width, double drop_percentile,
                             int keep_components);
 
+/* Cord interior for scoring: the pixels of cord_mask whose whole disc of radius inset_px
+ * (dx*dx + dy*dy <= inset_px*inset_px; pixels off the image are ignored, the cord runs off
+ * the grid) lies in cord_mask. A row that has cord pixels but no interior ones keeps its cord pixels, so the
+ * curve never loses a row of the cord. inset_px <= 0 copies cord_mask. Returns the number
+ * of pixels set in interior. */
+gsize cs_cord_interior (const guint8 *cord_mask, int height, int width, int inset_px,
+                        guint8 *interior);
+
 /* Anomaly curve, one value per row. For a row r that contains cord_mask pixels:
  * curve[r] = mean of map over the cord_mask pixels of rows max(0, r-h)..min(H-1, r+h);
  * rows without cord_mask pixels get 0. h = half_window (reference: 2). Pass the mask the
