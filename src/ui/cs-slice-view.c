@@ -1141,6 +1141,8 @@ cs_slice_view_set_disc_points (CsSliceView *self,
                     && self->n_discs < CS_SLICE_VIEW_MAX_DISCS; i++)
     {
       const CsDisc *d = &g_array_index (discs, CsDisc, i);
+      if (d->value < 3 || d->value > 8)
+        continue;  /* only the six that bound Cordscope's segments */
       DiscMarker *m = &self->discs[self->n_discs++];
       m->value = d->value;
       if (d->value >= 3 && d->value <= 8)

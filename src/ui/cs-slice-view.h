@@ -58,8 +58,8 @@ gboolean          cs_slice_view_has_layer      (CsSliceView *self,
 /* Disc markers from the six segments (their present discs); NULL removes them. */
 void              cs_slice_view_set_discs      (CsSliceView     *self,
                                                 const CsSegment *segments);
-/* Disc markers at DISCS (CsDisc, voxel positions; NULL removes them), each named by its
- * segment (3 = C2-3 ...): what the annotator sees while placing discs. */
+/* Disc markers at DISCS (CsDisc, voxel positions; NULL removes them), those of values
+ * 3..8, each named by its segment (3 = C2-3 ...): what the annotator places and moves. */
 #define CS_SLICE_VIEW_MAX_DISCS 25
 void              cs_slice_view_set_disc_points (CsSliceView  *self,
                                                  const GArray *discs);

@@ -185,12 +185,30 @@ update_labels (CsWindow *self)
         }
     }
 
+  /* The case's flags and note as the document has them. */
+  self->syncing_flags = TRUE;
+  gtk_toggle_button_set_active (self->review_pass, s != NULL && s->review == CS_REVIEW_PASS);
+  gtk_toggle_button_set_active (self->review_fail, s != NULL && s->review == CS_REVIEW_FAIL);
+  gtk_check_button_set_active (self->artifact_check, s != NULL && s->artifact);
+  if (!gtk_widget_has_focus (GTK_WIDGET (self->reason_entry))
+      && !gtk_widget_has_focus (gtk_widget_get_first_child (GTK_WIDGET (self->reason_entry))))
+    gtk_editable_set_text (GTK_EDITABLE (self->reason_entry),
+                           s != NULL && s->flag_reason != NULL ? s->flag_reason : "");
+  if (!self->typing)
+    gtk_editable_set_text (GTK_EDITABLE (self->note_entry),
+                           s != NULL && s->note != NULL ? s->note : "");
+  for (GtkWidget *w = GTK_WIDGET (self->review_pass); w != NULL; w = NULL)
+    gtk_widget_set_sensitive (gtk_widget_get_parent (w), doc != NULL);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->reason_entry), doc != NULL);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->note_entry), doc != NULL);
+  self->syncing_flags = FALSE;
+
   static const char *const doc_actions[] = {
     "label-normal", "label-hyperintense", "label-uncertain", "clear-label", "accept-model",
     "select-segment", "place-discs",
   };
   for (guint i = 0; i < G_N_ELEMENTS (doc_actions); i++)
-    set_action_enabled (self, doc_actions[i], doc != NULL);
+    set_action_enabled (self, doc_actions[i], doc != NULL && !self->typing);
   set_action_enabled (self, "undo", doc != NULL && cs_annotation_can_undo (doc));
   set_action_enabled (self, "redo", doc != NULL && cs_annotation_can_redo (doc));
 }
@@ -302,6 +320,8 @@ on_changed (CsAnnotation *doc,
   trace_n++;
   trace (self, "PENDING", NULL);
   update_labels (self);
+  if (parts & (CS_ANNOTATION_PART_SEGMENTS | CS_ANNOTATION_PART_FLAGS))
+    cs_window_worklist_changed (self);
   if (parts & CS_ANNOTATION_PART_DISCS)
     cs_window_annotation_show_discs (self, TRUE);
 }
@@ -407,6 +427,7 @@ cs_window_annotation_close (CsWindow  *self,
 
   if (self->annotation == NULL)
     return TRUE;
+  cs_window_worklist_keep_labels (self);
   g_autoptr(GError) local = NULL;
   if (!cs_annotation_flush (self->annotation, &local))
     {
@@ -568,6 +589,69 @@ static const GActionEntry annotation_actions[] = {
   { .name = "place-discs", .state = "false", .change_state = place_discs_change_state },
 };
 
+/* ---- flags and note ----------------------------------------------------------------- */
+
+static void
+commit_flags_review (CsWindow *self,
+                     CsReview  review)
+{
+  if (self->syncing_flags || self->annotation == NULL)
+    return;
+  const char *reason = gtk_editable_get_text (GTK_EDITABLE (self->reason_entry));
+  cs_annotation_set_flags (self->annotation, review,
+                           gtk_check_button_get_active (self->artifact_check),
+                           reason[0] != '\0' ? reason : NULL);
+}
+
+static void
+commit_flags (CsWindow *self)
+{
+  commit_flags_review (self, gtk_toggle_button_get_active (self->review_pass) ? CS_REVIEW_PASS
+                             : gtk_toggle_button_get_active (self->review_fail) ? CS_REVIEW_FAIL
+                             : CS_REVIEW_UNSET);
+}
+
+/* The button that turns on says the review; turning the active one off unsets it. */
+static void
+on_review_toggled (GtkToggleButton *button,
+                   CsWindow        *self)
+{
+  if (gtk_toggle_button_get_active (button))
+    commit_flags_review (self, button == self->review_pass ? CS_REVIEW_PASS : CS_REVIEW_FAIL);
+  else if (!gtk_toggle_button_get_active (self->review_pass)
+           && !gtk_toggle_button_get_active (self->review_fail))
+    commit_flags_review (self, CS_REVIEW_UNSET);
+}
+
+static void
+commit_note (CsWindow *self)
+{
+  if (self->syncing_flags || self->annotation == NULL)
+    return;
+  const char *note = gtk_editable_get_text (GTK_EDITABLE (self->note_entry));
+  cs_annotation_set_note (self->annotation, note[0] != '\0' ? note : NULL);
+}
+
+/* One-key labels must not fire while a text field takes the keys. */
+static void
+on_focus_widget (CsWindow   *self,
+                 GParamSpec *pspec,
+                 gpointer    user_data)
+{
+  GtkWidget *focus = gtk_root_get_focus (GTK_ROOT (self));
+  gboolean typing = focus != NULL && GTK_IS_EDITABLE (focus);
+  if (typing == self->typing)
+    return;
+  if (!typing)
+    {
+      /* Leaving a field commits it (each commit is one undo step). */
+      commit_flags (self);
+      commit_note (self);
+    }
+  self->typing = typing;
+  update_labels (self);
+}
+
 /* ---- construction ------------------------------------------------------------------ */
 
 static GMenuModel *
@@ -664,6 +748,46 @@ cs_window_annotation_init (CsWindow *self)
 
   gtk_box_prepend (GTK_BOX (panel), save_box);
   gtk_box_prepend (GTK_BOX (panel), revealer);
+
+  /* Under the segments: the case's review flags, their reason and a free-text note. */
+  GtkWidget *review_title = gtk_label_new (_("Review"));
+  gtk_label_set_xalign (GTK_LABEL (review_title), 0);
+  gtk_widget_add_css_class (review_title, "heading");
+  gtk_widget_set_margin_top (review_title, 12);
+  GtkWidget *flags = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  GtkWidget *pass = gtk_toggle_button_new_with_mnemonic (_("_Pass"));
+  GtkWidget *fail = gtk_toggle_button_new_with_mnemonic (_("_Fail"));
+  /* Not a GtkToggleButton group: that turns one off before the other on (two changes),
+   * and could not go back to no review. The document's state keeps them exclusive. */
+  GtkWidget *artifact = gtk_check_button_new_with_mnemonic (_("Ar_tifact"));
+  gtk_box_append (GTK_BOX (flags), pass);
+  gtk_box_append (GTK_BOX (flags), fail);
+  gtk_box_append (GTK_BOX (flags), artifact);
+  GtkWidget *reason = gtk_entry_new ();
+  gtk_entry_set_placeholder_text (GTK_ENTRY (reason), _("Reason for fail or artifact"));
+  GtkWidget *note = gtk_entry_new ();
+  gtk_entry_set_placeholder_text (GTK_ENTRY (note), _("Note"));
+  gtk_accessible_update_property (GTK_ACCESSIBLE (reason), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                  _("Reason for fail or artifact"), -1);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (note), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                  _("Note"), -1);
+  self->review_pass = GTK_TOGGLE_BUTTON (pass);
+  self->review_fail = GTK_TOGGLE_BUTTON (fail);
+  self->artifact_check = GTK_CHECK_BUTTON (artifact);
+  self->reason_entry = GTK_ENTRY (reason);
+  self->note_entry = GTK_ENTRY (note);
+  g_signal_connect (pass, "toggled", G_CALLBACK (on_review_toggled), self);
+  g_signal_connect (fail, "toggled", G_CALLBACK (on_review_toggled), self);
+  g_signal_connect_swapped (artifact, "toggled", G_CALLBACK (commit_flags), self);
+  g_signal_connect_swapped (reason, "activate", G_CALLBACK (commit_flags), self);
+  g_signal_connect_swapped (note, "activate", G_CALLBACK (commit_note), self);
+  g_signal_connect (self, "notify::focus-widget", G_CALLBACK (on_focus_widget), NULL);
+
+  GtkWidget *after = GTK_WIDGET (self->segment_grid);
+  gtk_box_insert_child_after (GTK_BOX (panel), review_title, after);
+  gtk_box_insert_child_after (GTK_BOX (panel), flags, review_title);
+  gtk_box_insert_child_after (GTK_BOX (panel), reason, flags);
+  gtk_box_insert_child_after (GTK_BOX (panel), note, reason);
 
   update_labels (self);
   update_save_state (self);

@@ -58,6 +58,10 @@ struct _CsWindow
   CsCurveView          *curve_view;
   GtkWidget            *worklist_box;
   GtkListBox           *worklist;
+  GtkLabel             *worklist_progress;
+  GtkDropDown          *worklist_filter;   /* CsWorklistFilter order */
+  GtkToggleButton      *worklist_sort;     /* by patient score */
+  GPtrArray            *worklist_sidecars; /* CsSidecar* per case (NULL: none), as read */
   GtkRevealer          *progress_revealer;
   GtkProgressBar       *progress_bar;
   GtkLabel             *progress_label;
@@ -98,6 +102,13 @@ struct _CsWindow
   GtkRevealer          *recovery_revealer;
   GtkLabel             *recovery_label;
   GtkMenuButton        *segment_labels[CS_PIPELINE_N_SEGMENTS];
+  GtkToggleButton      *review_pass;
+  GtkToggleButton      *review_fail;
+  GtkCheckButton       *artifact_check;
+  GtkEntry             *reason_entry;
+  GtkEntry             *note_entry;
+  gboolean              syncing_flags;    /* the flag widgets are being set from the document */
+  gboolean              typing;           /* a text field has the focus: no one-key actions */
   CsSegment             disc_segments[CS_N_SEGMENTS]; /* from the document's discs */
   gboolean              have_disc_segments;
 };
@@ -141,6 +152,10 @@ void          cs_window_annotation_show_discs (CsWindow *self,
 gboolean      cs_window_effective_segments  (CsWindow           *self,
                                              const CsDetection  *detection,
                                              CsDetectionSegment  out[CS_PIPELINE_N_SEGMENTS]);
+/* The worklist after labels or scores changed: progress, filter, order. */
+void          cs_window_worklist_changed    (CsWindow   *self);
+/* Before the case on screen's document goes: its labels stay in the worklist. */
+void          cs_window_worklist_keep_labels (CsWindow  *self);
 /* The detection's layers, curve and panel again (after the discs changed). */
 void          cs_window_show_detection      (CsWindow   *self);
 /* "labels=NH-U-- review=P artifact=1 note=TEXT discs=3@i/j/k,...": the kill test's form. */

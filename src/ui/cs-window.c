@@ -226,6 +226,23 @@ cs_window_build_row (CsWindow *self,
   gtk_widget_set_hexpand (name, TRUE);
   gtk_grid_attach (GTK_GRID (grid), name, 0, 0, 1, 1);
 
+  const CsSidecar *labels = self->annotation != NULL && self->loaded != NULL
+                           && self->loaded->index == index
+                             ? cs_annotation_get_sidecar (self->annotation)
+                           : self->worklist_sidecars != NULL && index < self->worklist_sidecars->len
+                             ? g_ptr_array_index (self->worklist_sidecars, index) : NULL;
+  guint n_labelled = cs_sidecar_n_labelled (labels);
+  if (n_labelled > 0)
+    {
+      g_autofree char *text = g_strdup_printf ("%u/6", n_labelled);
+      GtkWidget *count = gtk_label_new (text);
+      gtk_widget_add_css_class (count, "caption");
+      gtk_widget_add_css_class (count, "numeric");
+      gtk_widget_add_css_class (count, n_labelled == 6 ? "success" : "dim-label");
+      gtk_widget_set_tooltip_text (count, _("Segments labelled"));
+      gtk_grid_attach (GTK_GRID (grid), count, 2, 0, 1, 1);
+    }
+
   if (cs_case_is_labelled (c))
     {
       GtkWidget *labelled = gtk_image_new_from_icon_name ("emblem-ok-symbolic");
@@ -257,11 +274,30 @@ cs_window_build_row (CsWindow *self,
   return grid;
 }
 
+/* Rows carry their case's index: filters and the score order list a subset, reordered. */
+static int
+cs_window_case_of_row (GtkListBoxRow *row)
+{
+  return row != NULL ? GPOINTER_TO_INT (g_object_get_data (G_OBJECT (row), "cs-case")) - 1 : -1;
+}
+
+static GtkListBoxRow *
+cs_window_row_of_case (CsWindow *self,
+                       guint     index)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (GTK_WIDGET (self->worklist));
+       child != NULL; child = gtk_widget_get_next_sibling (child))
+    if (GTK_IS_LIST_BOX_ROW (child)
+        && cs_window_case_of_row (GTK_LIST_BOX_ROW (child)) == (int) index)
+      return GTK_LIST_BOX_ROW (child);
+  return NULL;
+}
+
 static void
 cs_window_update_row (CsWindow *self,
                       guint     index)
 {
-  GtkListBoxRow *row = gtk_list_box_get_row_at_index (self->worklist, (int) index);
+  GtkListBoxRow *row = cs_window_row_of_case (self, index);
   if (row != NULL)
     gtk_list_box_row_set_child (row, cs_window_build_row (self, index));
 }
@@ -275,29 +311,138 @@ cs_window_update_row_for_path (CsWindow   *self,
       cs_window_update_row (self, i);
 }
 
-static void
-cs_window_fill_worklist (CsWindow *self)
+/* The worklist's view of every case: its labels (the document's for the case on screen),
+ * the model's calls and the patient score. Free with g_free. */
+static CsWorklistItem *
+cs_window_worklist_items (CsWindow *self,
+                          guint    *n_items)
 {
-  GtkWidget *child;
-  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->worklist))) != NULL)
-    gtk_list_box_remove (self->worklist, child);
+  guint n = self->cases != NULL ? self->cases->len : 0;
+  CsWorklistItem *items = g_new0 (CsWorklistItem, MAX (n, 1));
+
+  for (guint i = 0; i < n; i++)
+    {
+      const CsCase *c = cs_window_case (self, i);
+      const CsCaseResult *result = cs_window_result (self, c->image_path, FALSE);
+      const CsDetection *det = result != NULL ? result->detection : NULL;
+      gboolean on_screen = self->annotation != NULL && self->loaded != NULL
+                           && self->loaded->index == i;
+      items[i].sidecar = on_screen ? cs_annotation_get_sidecar (self->annotation)
+                         : self->worklist_sidecars != NULL && i < self->worklist_sidecars->len
+                           ? g_ptr_array_index (self->worklist_sidecars, i) : NULL;
+      items[i].patient_score = det != NULL ? det->patient_score : NAN;
+      double threshold = det != NULL ? cs_window_get_threshold (self, det->detector) : NAN;
+      for (int s = 0; s < CS_N_SEGMENTS; s++)
+        items[i].model_calls[s] =
+          det == NULL || !det->have_segments || !det->segments[s].present
+          || !isfinite (det->segments[s].score) ? CS_SEGMENT_LABEL_UNSET
+          : det->segments[s].score >= threshold ? CS_SEGMENT_LABEL_HYPERINTENSE
+          : CS_SEGMENT_LABEL_NORMAL;
+    }
+  *n_items = n;
+  return items;
+}
+
+static void
+cs_window_load_worklist_sidecars (CsWindow *self)
+{
+  g_clear_pointer (&self->worklist_sidecars, g_ptr_array_unref);
+  self->worklist_sidecars = g_ptr_array_new_with_free_func ((GDestroyNotify) cs_sidecar_free);
   for (guint i = 0; self->cases != NULL && i < self->cases->len; i++)
     {
-      GtkWidget *row = gtk_list_box_row_new ();
-      gtk_list_box_append (self->worklist, row);
-      cs_window_update_row (self, i);
+      const CsCase *c = cs_window_case (self, i);
+      g_autoptr(GError) error = NULL;
+      /* An unreadable sidecar counts as unlabelled here; opening the case says why. */
+      CsSidecar *sidecar = c->sidecar_path != NULL ? cs_sidecar_load (c->sidecar_path, &error)
+                                                   : NULL;
+      g_ptr_array_add (self->worklist_sidecars, sidecar);
     }
-  gtk_widget_set_visible (self->worklist_box, self->cases != NULL && self->cases->len > 1);
+}
+
+/* Keeps the worklist's copy of the case on screen's labels (the document goes on close). */
+void
+cs_window_worklist_keep_labels (CsWindow *self)
+{
+  if (self->annotation == NULL || self->loaded == NULL || self->worklist_sidecars == NULL
+      || self->loaded->index >= self->worklist_sidecars->len)
+    return;
+  /* A deep copy of the document's state, through its own text. */
+  g_autofree char *json = cs_annotation_to_json (self->annotation);
+  CsSidecar *copy = cs_sidecar_from_json (json, -1, cs_annotation_get_path (self->annotation),
+                                          NULL);
+  if (copy == NULL)
+    return;
+  cs_sidecar_free (g_ptr_array_index (self->worklist_sidecars, self->loaded->index));
+  g_ptr_array_index (self->worklist_sidecars, self->loaded->index) = copy;
 }
 
 static void
 cs_window_select_row (CsWindow *self,
                       guint     index)
 {
-  GtkListBoxRow *row = gtk_list_box_get_row_at_index (self->worklist, (int) index);
+  GtkListBoxRow *row = cs_window_row_of_case (self, index);
   self->selecting = TRUE;
   gtk_list_box_select_row (self->worklist, row);
   self->selecting = FALSE;
+}
+
+static void
+cs_window_fill_worklist (CsWindow *self)
+{
+  guint n_items;
+  g_autofree CsWorklistItem *items = cs_window_worklist_items (self, &n_items);
+  CsWorklistFilter filter = gtk_drop_down_get_selected (self->worklist_filter);
+  gboolean by_score = gtk_toggle_button_get_active (self->worklist_sort);
+  g_autoptr(GArray) order = cs_worklist_order (items, n_items, CS_WORKLIST_ALL, by_score);
+  int on_screen = self->loaded != NULL ? (int) self->loaded->index : -1;
+
+  self->selecting = TRUE;
+  GtkWidget *child;
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->worklist))) != NULL)
+    gtk_list_box_remove (self->worklist, child);
+  for (guint k = 0; k < order->len; k++)
+    {
+      guint i = g_array_index (order, guint, k);
+      /* The case on screen stays listed while it is labelled out of the filter. */
+      if (!cs_worklist_item_matches (&items[i], filter) && (int) i != on_screen)
+        continue;
+      GtkWidget *row = gtk_list_box_row_new ();
+      g_object_set_data (G_OBJECT (row), "cs-case", GINT_TO_POINTER ((int) i + 1));
+      gtk_list_box_append (self->worklist, row);
+      cs_window_update_row (self, i);
+    }
+  self->selecting = FALSE;
+  if (on_screen >= 0)
+    cs_window_select_row (self, on_screen);
+
+  g_autofree char *progress =
+    g_strdup_printf (_("%u of %u labelled"), cs_worklist_n_complete (items, n_items), n_items);
+  gtk_label_set_label (self->worklist_progress, progress);
+  gtk_widget_set_visible (self->worklist_box, self->cases != NULL && self->cases->len > 1);
+}
+
+void
+cs_window_worklist_changed (CsWindow *self)
+{
+  CsWorklistFilter filter = gtk_drop_down_get_selected (self->worklist_filter);
+  if (filter != CS_WORKLIST_ALL || gtk_toggle_button_get_active (self->worklist_sort))
+    {
+      cs_window_fill_worklist (self);
+      return;
+    }
+  guint n_items;
+  g_autofree CsWorklistItem *items = cs_window_worklist_items (self, &n_items);
+  g_autofree char *progress =
+    g_strdup_printf (_("%u of %u labelled"), cs_worklist_n_complete (items, n_items), n_items);
+  gtk_label_set_label (self->worklist_progress, progress);
+  if (self->loaded != NULL)
+    cs_window_update_row (self, self->loaded->index);
+}
+
+static void
+on_worklist_order_changed (CsWindow *self)
+{
+  cs_window_fill_worklist (self);
 }
 
 /* ---- the case on screen ------------------------------------------------------------ */
@@ -594,7 +739,7 @@ cs_window_load_done (GObject      *source,
       /* A new open: a new worklist; results of cases seen before are kept by path. */
       g_clear_pointer (&self->cases, g_ptr_array_unref);
       self->cases = g_ptr_array_ref (loaded->cases);
-      cs_window_fill_worklist (self);
+      cs_window_load_worklist_sidecars (self);
     }
 
   g_autofree char *folder = g_path_get_dirname (loaded->image_path);
@@ -605,7 +750,7 @@ cs_window_load_done (GObject      *source,
   g_clear_pointer (&self->loaded, cs_loaded_case_free);
   self->loaded = g_steal_pointer (&loaded);
   cs_window_annotation_open (self);
-  cs_window_select_row (self, self->loaded->index);
+  cs_window_fill_worklist (self);
   /* Moving along the worklist keeps the reader's view; the view still holds it even when
    * the loading page covered it meanwhile. */
   gboolean keep_view = self->keep_view && cs_slice_view_get_sagittal (self->slice_view) != NULL;
@@ -689,11 +834,25 @@ cs_window_step_case (CsWindow *self,
   g_return_if_fail (CS_IS_WINDOW (self));
   if (self->cases == NULL || self->cases->len == 0)
     return;
+  /* Along the listed rows (the filter and order on screen). */
   GtkListBoxRow *row = gtk_list_box_get_selected_row (self->worklist);
-  int current = row != NULL ? gtk_list_box_row_get_index (row)
-                            : self->loaded != NULL ? (int) self->loaded->index : 0;
-  int next = CLAMP (current + delta, 0, (int) self->cases->len - 1);
-  if (next == current && self->loaded != NULL && (int) self->loaded->index == current)
+  if (row == NULL && self->loaded != NULL)
+    row = cs_window_row_of_case (self, self->loaded->index);
+  GtkWidget *at = row != NULL ? GTK_WIDGET (row)
+                              : gtk_widget_get_first_child (GTK_WIDGET (self->worklist));
+  if (at == NULL)
+    return;
+  for (int step = 0; row != NULL && step < ABS (delta); step++)
+    {
+      GtkWidget *next = delta > 0 ? gtk_widget_get_next_sibling (at)
+                                  : gtk_widget_get_prev_sibling (at);
+      if (next == NULL || !GTK_IS_LIST_BOX_ROW (next))
+        break;
+      at = next;
+    }
+  int next = cs_window_case_of_row (GTK_LIST_BOX_ROW (at));
+  if (next < 0 || (self->loaded != NULL && (int) self->loaded->index == next
+                   && self->load_cancellable == NULL))
     return;
   cs_window_select_row (self, next);
   cs_window_open_case (self, next);
@@ -706,7 +865,7 @@ on_row_selected (GtkListBox    *box,
 {
   if (self->selecting || row == NULL)
     return;
-  int index = gtk_list_box_row_get_index (row);
+  int index = cs_window_case_of_row (row);
   if (self->loaded != NULL && (int) self->loaded->index == index && self->load_cancellable == NULL)
     return;
   cs_window_open_case (self, index);
@@ -930,6 +1089,7 @@ on_detect_done (CsWorker     *worker,
     }
 
   cs_window_update_row_for_path (self, ctx->image_path);
+  cs_window_worklist_changed (self);
   if (self->loaded != NULL && g_strcmp0 (self->loaded->image_path, ctx->image_path) == 0)
     cs_window_show_detection_layers (self);
   cs_window_update_panel (self);
@@ -1295,6 +1455,7 @@ cs_window_finalize (GObject *object)
 
   g_clear_pointer (&self->loaded, cs_loaded_case_free);
   g_clear_pointer (&self->cases, g_ptr_array_unref);
+  g_clear_pointer (&self->worklist_sidecars, g_ptr_array_unref);
   g_clear_pointer (&self->results, g_hash_table_unref);
   g_clear_object (&self->settings);
 
@@ -1352,6 +1513,9 @@ cs_window_class_init (CsWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, CsWindow, curve_view);
   gtk_widget_class_bind_template_child (widget_class, CsWindow, worklist_box);
   gtk_widget_class_bind_template_child (widget_class, CsWindow, worklist);
+  gtk_widget_class_bind_template_child (widget_class, CsWindow, worklist_progress);
+  gtk_widget_class_bind_template_child (widget_class, CsWindow, worklist_filter);
+  gtk_widget_class_bind_template_child (widget_class, CsWindow, worklist_sort);
   gtk_widget_class_bind_template_child (widget_class, CsWindow, progress_revealer);
   gtk_widget_class_bind_template_child (widget_class, CsWindow, progress_bar);
   gtk_widget_class_bind_template_child (widget_class, CsWindow, progress_label);
@@ -1378,6 +1542,10 @@ cs_window_init (CsWindow *self)
   cs_curve_view_set_slice_view (self->curve_view, self->slice_view);
   g_signal_connect (self->slice_view, "step-slice", G_CALLBACK (on_step_slice), self);
   g_signal_connect (self->worklist, "row-selected", G_CALLBACK (on_row_selected), self);
+  g_signal_connect_swapped (self->worklist_filter, "notify::selected",
+                            G_CALLBACK (on_worklist_order_changed), self);
+  g_signal_connect_swapped (self->worklist_sort, "toggled",
+                            G_CALLBACK (on_worklist_order_changed), self);
 
   GtkDropTarget *drop = gtk_drop_target_new (GDK_TYPE_FILE_LIST, GDK_ACTION_COPY);
   g_signal_connect (drop, "drop", G_CALLBACK (on_drop), self);

@@ -29,6 +29,12 @@ iterate_for (guint ms)
       g_usleep (1000);
 }
 
+static const char *
+cs_window_case_image (CsWindow *window, guint index)
+{
+  return ((const CsCase *) g_ptr_array_index (window->cases, index))->image_path;
+}
+
 static CsWindow *
 open_window (const char *path)
 {
@@ -376,6 +382,138 @@ test_place_and_move_discs (void)
   close_all_windows ();
 }
 
+/* Case indices of the worklist's rows, top to bottom. */
+static GArray *
+listed_cases (CsWindow *window)
+{
+  GArray *cases = g_array_new (FALSE, FALSE, sizeof (int));
+  for (GtkWidget *row = gtk_widget_get_first_child (GTK_WIDGET (window->worklist));
+       row != NULL; row = gtk_widget_get_next_sibling (row))
+    {
+      int index = GPOINTER_TO_INT (g_object_get_data (G_OBJECT (row), "cs-case")) - 1;
+      g_array_append_val (cases, index);
+    }
+  return cases;
+}
+
+static char *
+json_member_on_disk (const char *sidecar, const char *object, const char *member)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_assert_true (json_parser_load_from_file (parser, sidecar, NULL));
+  JsonObject *root = json_node_get_object (json_parser_get_root (parser));
+  if (object != NULL)
+    root = json_object_get_object_member (root, object);
+  if (root == NULL || !json_object_has_member (root, member))
+    return NULL;
+  JsonNode *node = json_object_get_member (root, member);
+  if (json_node_get_value_type (node) == G_TYPE_BOOLEAN)
+    return g_strdup (json_node_get_boolean (node) ? "true" : "false");
+  return g_strdup (json_node_get_string (node));
+}
+
+/* Flags and note from the panel's widgets; one-key labels off while typing; the
+ * worklist's progress, filters and order by patient score. */
+static void
+test_flags_note_and_worklist (void)
+{
+  g_autofree char *folder = copy_sample ();
+  CsWindow *window = open_window (folder);
+  wait_for_load (window);
+  g_autofree char *sidecar = g_strdup (cs_annotation_get_path (window->annotation));
+  g_assert_cmpstr (gtk_label_get_label (window->worklist_progress), ==, "0 of 3 labelled");
+
+  /* All six segments of the first case: 1 of 3. */
+  for (int i = 0; i < 6; i++)
+    {
+      select_segment (window, i);
+      activate (window, i == 3 ? "label-hyperintense" : "label-normal", NULL);
+    }
+  g_assert_cmpstr (gtk_label_get_label (window->worklist_progress), ==, "1 of 3 labelled");
+
+  /* Fail with a reason, then artifact: each one undo step, all on disk. */
+  gtk_editable_set_text (GTK_EDITABLE (window->reason_entry), "motion");
+  gtk_toggle_button_set_active (window->review_fail, TRUE);
+  g_assert_cmpint (cs_annotation_get_sidecar (window->annotation)->review, ==, CS_REVIEW_FAIL);
+  wait_for_save_state (window, "saved");
+  g_autofree char *review = json_member_on_disk (sidecar, "flags", "review");
+  g_autofree char *reason = json_member_on_disk (sidecar, "flags", "reason");
+  g_assert_cmpstr (review, ==, "fail");
+  g_assert_cmpstr (reason, ==, "motion");
+  gtk_toggle_button_set_active (window->review_pass, TRUE);
+  wait_for_save_state (window, "saved");
+  g_free (review);
+  review = json_member_on_disk (sidecar, "flags", "review");
+  g_assert_cmpstr (review, ==, "pass");
+  activate (window, "undo", NULL);   /* pass -> fail in one step */
+  wait_for_save_state (window, "saved");
+  g_free (review);
+  review = json_member_on_disk (sidecar, "flags", "review");
+  g_assert_cmpstr (review, ==, "fail");
+  g_assert_true (gtk_toggle_button_get_active (window->review_fail));
+  g_assert_false (gtk_toggle_button_get_active (window->review_pass));
+  /* Fail off again: no review (one step). */
+  gtk_toggle_button_set_active (window->review_fail, FALSE);
+  g_assert_cmpint (cs_annotation_get_sidecar (window->annotation)->review, ==, CS_REVIEW_UNSET);
+  activate (window, "undo", NULL);
+  g_assert_cmpint (cs_annotation_get_sidecar (window->annotation)->review, ==, CS_REVIEW_FAIL);
+
+  /* Typing a note: the one-key labels are off (N is a letter then), the note is committed
+   * on leaving the field. */
+  gtk_widget_grab_focus (GTK_WIDGET (window->note_entry));
+  iterate_for (50);
+  g_assert_false (g_action_group_get_action_enabled (G_ACTION_GROUP (window), "label-normal"));
+  gtk_editable_set_text (GTK_EDITABLE (window->note_entry), "syrinx? check axial");
+  gtk_widget_grab_focus (GTK_WIDGET (window->slice_view));
+  iterate_for (50);
+  g_assert_true (g_action_group_get_action_enabled (G_ACTION_GROUP (window), "label-normal"));
+  wait_for_save_state (window, "saved");
+  g_autofree char *note = json_member_on_disk (sidecar, NULL, "note");
+  g_assert_cmpstr (note, ==, "syrinx? check axial");
+
+  /* Flagged: the failed case only. Unlabelled: the other two, and the case on screen while
+   * it is on screen. */
+  gtk_drop_down_set_selected (window->worklist_filter, CS_WORKLIST_FLAGGED);
+  g_autoptr(GArray) listed = listed_cases (window);
+  g_assert_cmpuint (listed->len, ==, 1);
+  g_assert_cmpint (g_array_index (listed, int, 0), ==, 0);
+  gtk_drop_down_set_selected (window->worklist_filter, CS_WORKLIST_UNLABELLED);
+  g_array_unref (listed);
+  listed = listed_cases (window);
+  g_assert_cmpuint (listed->len, ==, 3);
+  activate (window, "next-case", NULL);
+  wait_for_load (window);
+  g_assert_cmpstr (cs_window_get_case_name (window), ==, "phantom-0001");
+  g_array_unref (listed);
+  listed = listed_cases (window);
+  g_assert_cmpuint (listed->len, ==, 2);
+  g_assert_cmpint (g_array_index (listed, int, 0), ==, 1);
+  g_assert_cmpint (g_array_index (listed, int, 1), ==, 2);
+
+  /* By patient score: detect the last two, the higher first, the unscored one last. */
+  gtk_drop_down_set_selected (window->worklist_filter, CS_WORKLIST_ALL);
+  activate (window, "detect", NULL);
+  wait_for_detection (window);
+  activate (window, "next-case", NULL);
+  wait_for_load (window);
+  activate (window, "detect", NULL);
+  wait_for_detection (window);
+  double score1 = ((CsCaseResult *) g_hash_table_lookup (window->results,
+                     cs_window_case_image (window, 1)))->detection->patient_score;
+  double score2 = cs_window_get_detection (window)->patient_score;
+  gtk_toggle_button_set_active (window->worklist_sort, TRUE);
+  g_array_unref (listed);
+  listed = listed_cases (window);
+  g_assert_cmpuint (listed->len, ==, 3);
+  g_assert_cmpint (g_array_index (listed, int, 0), ==, score1 >= score2 ? 1 : 2);
+  g_assert_cmpint (g_array_index (listed, int, 1), ==, score1 >= score2 ? 2 : 1);
+  g_assert_cmpint (g_array_index (listed, int, 2), ==, 0);
+  /* Next case follows the listed order: from the top row to the second. */
+  close_all_windows ();
+  g_autofree char *rm = g_strdup_printf ("rm -rf '%s'", folder);
+  g_assert_cmpint (system (rm), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -406,6 +544,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/annotation/keys-label-undo-redo-on-disk",
                    test_keys_label_undo_redo_on_disk);
   g_test_add_func ("/ui/annotation/place-and-move-discs", test_place_and_move_discs);
+  g_test_add_func ("/ui/annotation/flags-note-and-worklist", test_flags_note_and_worklist);
   g_test_add_func ("/ui/annotation/failed-save-shown-retried-and-recovered",
                    test_failed_save_shown_retried_and_recovered);
   int status = g_test_run ();

@@ -81,7 +81,13 @@ run_steps (CsApplication *app,
           if (g_str_has_prefix (step, "app."))
             g_action_group_activate_action (G_ACTION_GROUP (app), step + 4, NULL);
           else
-            gtk_widget_activate_action (GTK_WIDGET (window), step, NULL);
+            {
+              /* A detailed name ("win.select-segment(2)") carries its parameter. */
+              g_autofree char *name = NULL;
+              g_autoptr(GVariant) target = NULL;
+              if (g_action_parse_detailed_name (step, &name, &target, NULL))
+                gtk_widget_activate_action_variant (GTK_WIDGET (window), name, target);
+            }
         }
       iterate_for (150);
       /* A step that opened another case is done when that case is on screen. */
