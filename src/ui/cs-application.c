@@ -62,6 +62,10 @@ static const struct
   { "win.undo", { "<Control>z", NULL } },
   { "win.redo", { "<Control><Shift>z", NULL } },
   { "win.place-discs", { "d", NULL } },
+  { "win.export-csv", { "<Control>e", NULL } },
+  { "win.export-json", { "<Control><Shift>e", NULL } },
+  { "win.export-discs", { "<Control><Alt>e", NULL } },
+  { "win.import-csv", { "<Control>i", NULL } },
 };
 
 const char *

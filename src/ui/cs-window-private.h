@@ -156,6 +156,23 @@ gboolean      cs_window_effective_segments  (CsWindow           *self,
 void          cs_window_worklist_changed    (CsWindow   *self);
 /* Before the case on screen's document goes: its labels stay in the worklist. */
 void          cs_window_worklist_keep_labels (CsWindow  *self);
+/* Sidecars of every case read again (after an import) and the worklist refilled. */
+void          cs_window_worklist_reload     (CsWindow   *self);
+
+/* cs-window-export.c: export (dataset CSV or JSON of the worklist's cases with the model's
+ * scores; the SCT disc labels of the case on screen into FOLDER, returns the file) and the
+ * dataset CSV imported into the cases it names (the number of cases changed, -1 on error). */
+void          cs_window_export_add_actions  (CsWindow   *self);
+gboolean      cs_window_export_dataset      (CsWindow   *self,
+                                             const char *path,
+                                             gboolean    json,
+                                             GError    **error);
+char         *cs_window_export_discs        (CsWindow   *self,
+                                             const char *folder,
+                                             GError    **error);
+int           cs_window_import_labels       (CsWindow   *self,
+                                             const char *path,
+                                             GError    **error);
 /* The detection's layers, curve and panel again (after the discs changed). */
 void          cs_window_show_detection      (CsWindow   *self);
 /* "labels=NH-U-- review=P artifact=1 note=TEXT discs=3@i/j/k,...": the kill test's form. */

@@ -439,6 +439,13 @@ cs_window_worklist_changed (CsWindow *self)
     cs_window_update_row (self, self->loaded->index);
 }
 
+void
+cs_window_worklist_reload (CsWindow *self)
+{
+  cs_window_load_worklist_sidecars (self);
+  cs_window_fill_worklist (self);
+}
+
 static void
 on_worklist_order_changed (CsWindow *self)
 {
@@ -1539,6 +1546,7 @@ cs_window_init (CsWindow *self)
   cs_window_add_actions (self);
   cs_window_build_segment_grid (self);
   cs_window_annotation_init (self);
+  cs_window_export_add_actions (self);
   cs_curve_view_set_slice_view (self->curve_view, self->slice_view);
   g_signal_connect (self->slice_view, "step-slice", G_CALLBACK (on_step_slice), self);
   g_signal_connect (self->worklist, "row-selected", G_CALLBACK (on_row_selected), self);

@@ -583,6 +583,98 @@ test_label_100_cases_timing (void)
   g_assert_cmpint (system (rm), ==, 0);
 }
 
+/* Export and import from the window: the dataset CSV and JSON hold the labels set through
+ * the actions (and the model's scores), the SCT disc file has one voxel per disc with its
+ * value where the annotator put it (read back with nibabel), and importing the CSV into a
+ * fresh copy gives the same labels. */
+static void
+test_export_import (void)
+{
+  g_autofree char *folder = copy_sample ();
+  g_autofree char *out = g_dir_make_tmp ("cs-annotation-export-XXXXXX", NULL);
+  CsWindow *window = open_window (folder);
+  wait_for_load (window);
+  activate (window, "detect", NULL);
+  wait_for_detection (window);
+  select_segment (window, 1);
+  activate (window, "label-hyperintense", NULL);
+  select_segment (window, 5);
+  activate (window, "label-uncertain", NULL);
+  /* Disc 6 (C5-6) moved to a voxel of our choosing. */
+  const CsSagittal *s = cs_slice_view_get_sagittal (window->slice_view);
+  double col = floor (window->disc_segments[3].disc_col) + 2;
+  double row = floor (window->disc_segments[3].disc_row) + 3;
+  g_signal_emit_by_name (window->slice_view, "disc-dropped", 6, col, row);
+  int voxel[3];
+  for (int r = 0; r < 3; r++)
+    voxel[r] = (int) lround (s->px2vox[r][0] * col + s->px2vox[r][1] * row + s->px2vox[r][3]);
+
+  g_autoptr(GError) error = NULL;
+  g_autofree char *csv = g_build_filename (out, "labels.csv", NULL);
+  g_assert_true (cs_window_export_dataset (window, csv, FALSE, &error));
+  g_assert_no_error (error);
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (csv, &text, NULL, NULL));
+  g_assert_true (g_str_has_prefix (text, "case,segment,label,annotator,time,model_score,"));
+  g_assert_nonnull (strstr (text, "\nphantom-0000,C3-4,hyperintense,Test Annotator,"));
+  g_assert_nonnull (strstr (text, "\nphantom-0000,C7-T1,uncertain,Test Annotator,"));
+  g_assert_nonnull (strstr (text, "\nphantom-0001,C3-4,unset,"));
+  /* The model's score of the detected case is in its rows (field 6). */
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+  g_assert_cmpuint (g_strv_length (lines), ==, 1 + 3 * 6 + 1);
+  g_auto(GStrv) fields = g_strsplit (lines[1], ",", -1);
+  g_assert_cmpstr (fields[0], ==, "phantom-0000");
+  g_assert_cmpstr (fields[1], ==, "C2-3");
+  g_assert_cmpfloat_with_epsilon (g_ascii_strtod (fields[5], NULL),
+                                  cs_window_get_detection (window)->segments[0].score, 1e-6);
+
+  g_autofree char *json = g_build_filename (out, "labels.json", NULL);
+  g_assert_true (cs_window_export_dataset (window, json, TRUE, &error));
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_assert_true (json_parser_load_from_file (parser, json, NULL));
+  JsonObject *root = json_node_get_object (json_parser_get_root (parser));
+  g_assert_cmpstr (json_object_get_string_member (root, "format"), ==, "cordscope-dataset");
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (root, "cases")), ==, 3);
+
+  g_autofree char *disc_file = cs_window_export_discs (window, out, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_suffix (disc_file, "phantom-0000_labels-disc.nii.gz"));
+  if (g_file_test ("/usr/bin/python3", G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_autofree char *cmd = g_strdup_printf (
+        "/usr/bin/python3 -c \"import nibabel as nib, numpy as np; d = np.asarray("
+        "nib.load('%s').dataobj); i = np.argwhere(d == 6); print(len(np.argwhere(d > 0)), "
+        "len(i), *i[0])\"", disc_file);
+      g_autofree char *stdout_text = NULL;
+      int status;
+      g_assert_true (g_spawn_command_line_sync (cmd, &stdout_text, NULL, &status, NULL));
+      g_autofree char *want = g_strdup_printf ("1 %d %d %d", voxel[0], voxel[1], voxel[2]);
+      g_assert_nonnull (strstr (stdout_text, want));   /* "N 1 i j k": disc 6 once, there */
+    }
+
+  /* Import into a fresh copy: the same labels. */
+  close_all_windows ();
+  g_autofree char *fresh = copy_sample ();
+  window = open_window (fresh);
+  wait_for_load (window);
+  int changed = cs_window_import_labels (window, csv, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (changed, ==, 1);
+  g_assert_cmpint (cs_annotation_get_sidecar (window->annotation)->segments[1].label, ==,
+                   CS_SEGMENT_LABEL_HYPERINTENSE);
+  wait_for_save_state (window, "saved");
+  g_autofree char *sidecar = g_strdup (cs_annotation_get_path (window->annotation));
+  g_autofree char *disk = labels_on_disk (sidecar, NULL);
+  g_assert_cmpstr (disk, ==, "-H---U");
+  /* One undo step. */
+  activate (window, "undo", NULL);
+  g_assert_cmpint (cs_annotation_get_sidecar (window->annotation)->segments[1].label, ==,
+                   CS_SEGMENT_LABEL_UNSET);
+  close_all_windows ();
+  g_autofree char *rm = g_strdup_printf ("rm -rf '%s' '%s' '%s'", folder, out, fresh);
+  g_assert_cmpint (system (rm), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -614,6 +706,7 @@ main (int argc, char **argv)
                    test_keys_label_undo_redo_on_disk);
   g_test_add_func ("/ui/annotation/place-and-move-discs", test_place_and_move_discs);
   g_test_add_func ("/ui/annotation/flags-note-and-worklist", test_flags_note_and_worklist);
+  g_test_add_func ("/ui/annotation/export-import", test_export_import);
   g_test_add_func ("/ui/annotation/label-100-cases-timing", test_label_100_cases_timing);
   g_test_add_func ("/ui/annotation/failed-save-shown-retried-and-recovered",
                    test_failed_save_shown_retried_and_recovered);
