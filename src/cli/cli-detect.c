@@ -36,6 +36,8 @@ static const char usage[] =
   "  --score-roi         score the whole ROI (cord + 2 px rim; default: the cord)\n"
   "  --cord-inset PX     score the cord's interior: the mask eroded by PX px, against\n"
   "                      segmentation spill into CSF (default %d; 0: the whole mask)\n"
+  "  --patient-cord      patient score = peak over the whole cord%s\n"
+  "  --patient-segments  patient score = peak over the labelled segments C2-3..C7-T1%s\n"
   "  --quiet             print nothing on stderr but errors\n";
 
 static gboolean
@@ -68,7 +70,9 @@ cs_cli_detect (int argc, char **argv)
       const char *value = i + 1 < argc ? argv[i + 1] : NULL;
       if (strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0)
         {
-          printf (usage, CS_DETECT_DEFAULT_CORD_INSET_PX);
+          printf (usage, CS_DETECT_DEFAULT_CORD_INSET_PX,
+                  CS_DETECT_DEFAULT_PATIENT_OVER_SEGMENTS ? "" : " (default)",
+                  CS_DETECT_DEFAULT_PATIENT_OVER_SEGMENTS ? " (default)" : "");
           return 0;
         }
       if (strcmp (arg, "--quiet") == 0)
@@ -79,6 +83,11 @@ cs_cli_detect (int argc, char **argv)
       if (strcmp (arg, "--abs-residual") == 0)
         {
           options.positive_only = FALSE;
+          continue;
+        }
+      if (strcmp (arg, "--patient-cord") == 0 || strcmp (arg, "--patient-segments") == 0)
+        {
+          options.patient_over_segments = strcmp (arg, "--patient-segments") == 0;
           continue;
         }
       if (strcmp (arg, "--score-roi") == 0)

@@ -365,6 +365,23 @@ cs_patient_score (const float *curve, int height)
   return peak;
 }
 
+double
+cs_patient_score_segments (const float         *curve,
+                           int                  height,
+                           const CsSegmentSpan *spans,
+                           int                  n_spans)
+{
+  double peak = NAN;
+  for (int s = 0; s < n_spans; s++)
+    {
+      if (!spans[s].present)
+        continue;
+      for (int r = MAX (spans[s].row_start, 0); r <= MIN (spans[s].row_end, height - 1); r++)
+        peak = isnan (peak) ? curve[r] : MAX (peak, curve[r]);
+    }
+  return peak;
+}
+
 void
 cs_zscore_map (const float *image, const guint8 *roi_mask, gsize n_pixels, float *z)
 {

@@ -117,6 +117,14 @@ void cs_segment_scores (const float         *curve,
 /* Patient score = peak of the curve over all rows (the curve is 0 off the cord). */
 double cs_patient_score (const float *curve, int height);
 
+/* Patient score over the labelled levels: peak of the curve over the rows of the present
+ * segments (C2-3..C7-T1), leaving out the cord above and below them, where the field of
+ * view ends. NAN when no segment is present. */
+double cs_patient_score_segments (const float         *curve,
+                                  int                  height,
+                                  const CsSegmentSpan *spans,
+                                  int                  n_spans);
+
 /* Baseline detector: z = (x - mean) / sd with mean and population sd over roi_mask pixels,
  * negative z clipped to 0 (only hyperintensity is anomalous), 0 outside the ROI; all 0 when
  * the ROI is empty or constant. */

@@ -361,6 +361,7 @@ cs_detect_options_init (CsDetectOptions *options)
   options->positive_only = TRUE;
   options->cord_only = TRUE;
   options->cord_inset_px = CS_DETECT_DEFAULT_CORD_INSET_PX;
+  options->patient_over_segments = CS_DETECT_DEFAULT_PATIENT_OVER_SEGMENTS;
 }
 
 void
@@ -547,6 +548,16 @@ cs_pipeline_detect_case (const CsCase *cs_case, CsPipelineModel *model,
   d->patient_score = cs_detection_score (d->anomaly, cord ? cord : d->roi, size, size, prep.spans,
                                          d->have_segments ? CS_PIPELINE_N_SEGMENTS : 0,
                                          d->curve, scores);
+  if (options->patient_over_segments && d->have_segments)
+    {
+      double over_segments = cs_patient_score_segments (d->curve, size, prep.spans,
+                                                        CS_PIPELINE_N_SEGMENTS);
+      if (!isnan (over_segments))
+        {
+          d->patient_score = over_segments;
+          d->patient_over_segments = TRUE;
+        }
+    }
   for (int s = 0; s < CS_PIPELINE_N_SEGMENTS; s++)
     {
       CsDetectionSegment *seg = &d->segments[s];
@@ -637,6 +648,8 @@ cs_detection_to_json (const CsDetection *d)
   json_builder_add_string_value (b, d->cord_only ? "cord" : "roi");
   json_builder_set_member_name (b, "cord_inset_px");
   json_builder_add_int_value (b, d->cord_inset_px);
+  json_builder_set_member_name (b, "patient_over");
+  json_builder_add_string_value (b, d->patient_over_segments ? "segments" : "cord");
   json_builder_set_member_name (b, "passes");
   json_builder_add_int_value (b, d->n_passes);
   json_builder_set_member_name (b, "slice");

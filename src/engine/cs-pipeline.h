@@ -82,6 +82,8 @@ char            *cs_pipeline_bundled_model_path (void);
 
 /* Default inset of the scored cord interior (CsDetectOptions.cord_inset_px). */
 #define CS_DETECT_DEFAULT_CORD_INSET_PX 0
+/* Default of CsDetectOptions.patient_over_segments. */
+#define CS_DETECT_DEFAULT_PATIENT_OVER_SEGMENTS FALSE
 
 typedef struct
 {
@@ -104,6 +106,10 @@ typedef struct
   int cord_inset_px;        /* with cord_only: score only the cord's interior, the mask
                                eroded by this many px (cs_cord_interior), so that a segmenter
                                spilling into bright CSF does not score (0: the whole mask) */
+  gboolean patient_over_segments; /* patient score = peak over the labelled segments'
+                               rows (TRUE), not over the whole cord: the cord above C2-3 and
+                               below C7-T1 runs into the field of view's edge. Cases without
+                               segments always use the whole cord. */
 } CsDetectOptions;
 
 void cs_detect_options_init (CsDetectOptions *options);
@@ -141,6 +147,7 @@ typedef struct
   gboolean positive_only;   /* as run (options) */
   gboolean cord_only;
   int cord_inset_px;        /* as run; 0 when not cord_only */
+  gboolean patient_over_segments; /* as run: TRUE only when the segments gave the score */
   int n_passes;             /* Monte-Carlo passes run (0 for z-score) */
   int slice_index;          /* sagittal slice of the volume */
 

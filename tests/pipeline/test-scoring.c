@@ -1,5 +1,6 @@
-/* test-scoring.c: the cord interior that detection scores (cs_cord_interior), against
- * masks worked out by hand. */
+/* test-scoring.c: the cord interior that detection scores (cs_cord_interior) and the patient
+ * score over the labelled segments, against cases worked out by hand. */
+#include <math.h>
 #include <string.h>
 
 #include <glib.h>
@@ -107,6 +108,24 @@ test_curve_ignores_rim (void)
   g_assert_cmpfloat_with_epsilon (curve[0], 0.4f, 1e-6);
 }
 
+/* Rows 2-6 are in present segments, rows 7-8 in an absent one, rows 0, 1 and 9 in none. */
+static void
+test_patient_over_segments (void)
+{
+  const float curve[10] = { 9, 1, 2, 3, 4, 5, 6, 7, 8, 0 };
+  CsSegmentSpan spans[3] = {
+    { .row_start = 2, .row_end = 4, .present = TRUE },
+    { .row_start = 5, .row_end = 6, .present = TRUE },
+    { .row_start = 7, .row_end = 8, .present = FALSE },
+  };
+  g_assert_cmpfloat (cs_patient_score (curve, 10), ==, 9.0);
+  g_assert_cmpfloat (cs_patient_score_segments (curve, 10, spans, 3), ==, 6.0);
+  spans[1].present = FALSE;
+  g_assert_cmpfloat (cs_patient_score_segments (curve, 10, spans, 3), ==, 4.0);
+  spans[0].present = FALSE;
+  g_assert_true (isnan (cs_patient_score_segments (curve, 10, spans, 3)));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -115,5 +134,6 @@ main (int argc, char **argv)
   g_test_add_func ("/scoring/cord-interior/inset-1", test_inset_one);
   g_test_add_func ("/scoring/cord-interior/inset-2", test_inset_two);
   g_test_add_func ("/scoring/cord-interior/curve", test_curve_ignores_rim);
+  g_test_add_func ("/scoring/patient-over-segments", test_patient_over_segments);
   return g_test_run ();
 }
