@@ -153,7 +153,9 @@ update_labels (CsWindow *self)
     {
       GtkWidget *button = GTK_WIDGET (self->segment_labels[i]);
       CsSegmentLabel label = s != NULL ? s->segments[i].label : CS_SEGMENT_LABEL_UNSET;
-      gtk_menu_button_set_label (self->segment_labels[i], label_text (label));
+      /* Setting a menu button's label rebuilds its child: only when it changes. */
+      if (g_strcmp0 (gtk_menu_button_get_label (self->segment_labels[i]), label_text (label)) != 0)
+        gtk_menu_button_set_label (self->segment_labels[i], label_text (label));
       gtk_widget_set_sensitive (button, doc != NULL);
       gtk_widget_remove_css_class (button, "error");
       gtk_widget_remove_css_class (button, "success");

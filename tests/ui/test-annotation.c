@@ -566,8 +566,6 @@ test_label_100_cases_timing (void)
         }
     }
   wait_for_save_state (window, "saved");
-  g_autofree char *progress = g_strdup_printf ("%d of %d labelled", n_cases, n_cases);
-  g_assert_cmpstr (gtk_label_get_label (window->worklist_progress), ==, progress);
   g_array_sort (times, compare_double);
   double median = g_array_index (times, double, times->len / 2);
   double worst = g_array_index (times, double, times->len - 1);
@@ -575,6 +573,8 @@ test_label_100_cases_timing (void)
               times->len, n_cases, median, g_array_index (times, double, times->len * 99 / 100),
               worst);
   g_test_message ("label action median %.3f ms worst %.3f ms", median, worst);
+  g_autofree char *progress = g_strdup_printf ("%d of %d labelled", n_cases, n_cases);
+  g_assert_cmpstr (gtk_label_get_label (window->worklist_progress), ==, progress);
   /* The target is 20 ms worst; asserted on the median here (a shared CI box stalls). */
   g_assert_cmpfloat (median, <, 20.0);
   g_array_unref (times);
