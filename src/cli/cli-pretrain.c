@@ -3,6 +3,7 @@
 #include "cs-config.h"
 #include "cs-cli.h"
 #include "engine/cs-model.h"
+#include "engine/cs-pipeline-private.h" /* the slices and ROI adapt and detect use too */
 #include "engine/cs-train.h"
 #include "io/cs-case.h"
 #include "io/cs-safetensors.h"
@@ -40,7 +41,6 @@ static const char usage[] =
   "  --no-augment        train on the slices as they are\n"
   "  --quiet             print only errors\n";
 
-#define ROI_DILATION_PX 2
 #define SLICES_PER_CASE 3
 
 typedef struct
@@ -55,62 +55,6 @@ train_image_clear (gpointer data)
   TrainImage *t = data;
   g_free (t->image);
   g_free (t->roi);
-}
-
-/* Dilates a size*size 0/1 mask by a disc of radius r pixels (Euclidean). */
-static guint8 *
-dilate_roi (const float *mask, int size, int r, gsize *n_set)
-{
-  guint8 *out = g_new0 (guint8, (gsize) size * size);
-  *n_set = 0;
-  for (int y = 0; y < size; y++)
-    for (int x = 0; x < size; x++)
-      {
-        gboolean hit = FALSE;
-        for (int dy = -r; dy <= r && !hit; dy++)
-          for (int dx = -r; dx <= r && !hit; dx++)
-            {
-              int yy = y + dy, xx = x + dx;
-              hit = dx * dx + dy * dy <= r * r && yy >= 0 && yy < size && xx >= 0
-                    && xx < size && mask[yy * size + xx] > 0.5f;
-            }
-        out[y * size + x] = hit;
-        *n_set += hit;
-      }
-  return out;
-}
-
-/* Slices along the sagittal axis that hold cord, nearest the default (largest-area) one
- * first; at most n of them, returned sorted. */
-static int
-middle_cord_slices (const CsVolume *image, const CsVolume *seg, int *slices, int n)
-{
-  int axis = cs_volume_sagittal_axis (image);
-  int n_slices = seg->dim[axis];
-  g_autofree gsize *area = g_new0 (gsize, n_slices);
-  for (int k = 0; k < seg->dim[2]; k++)
-    for (int j = 0; j < seg->dim[1]; j++)
-      for (int i = 0; i < seg->dim[0]; i++)
-        if (cs_volume_at (seg, i, j, k) > 0.5f)
-          area[axis == 0 ? i : axis == 1 ? j : k]++;
-  int centre = cs_case_default_slice (image, seg);
-  int found = 0;
-  for (int d = 0; d < n_slices && found < n; d++)
-    for (int sign = -1; sign <= 1 && found < n; sign += 2)
-      {
-        int s = centre + (sign < 0 ? -d : d);
-        if ((d == 0 && sign > 0) || s < 0 || s >= n_slices || area[s] == 0)
-          continue;
-        slices[found++] = s;
-      }
-  for (int a = 1; a < found; a++) /* insertion sort: a handful of entries */
-    for (int b = a; b > 0 && slices[b - 1] > slices[b]; b--)
-      {
-        int t = slices[b];
-        slices[b] = slices[b - 1];
-        slices[b - 1] = t;
-      }
-  return found;
 }
 
 /* The training images of every case under data; cases without a usable cord mask are
@@ -145,7 +89,7 @@ collect_training_images (const char *data, int size, guint *n_cases, GError **er
           continue;
         }
       int slices[SLICES_PER_CASE];
-      int n = middle_cord_slices (image, seg, slices, SLICES_PER_CASE);
+      int n = cs_middle_cord_slices (image, seg, slices, SLICES_PER_CASE);
       guint before = images->len;
       for (int s = 0; s < n; s++)
         {
@@ -159,7 +103,7 @@ collect_training_images (const char *data, int size, guint *n_cases, GError **er
             }
           gsize n_roi = 0;
           TrainImage t = { NULL, NULL };
-          t.roi = slice->roi ? dilate_roi (slice->roi, size, ROI_DILATION_PX, &n_roi) : NULL;
+          t.roi = slice->roi ? cs_dilate_mask (slice->roi, size, CS_PIPELINE_ROI_DILATION_PX, &n_roi) : NULL;
           if (n_roi == 0)
             {
               g_free (t.roi);
