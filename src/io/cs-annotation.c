@@ -321,105 +321,6 @@ write_failed (GError **error, const char *path, const char *what, int saved_errn
   return FALSE;
 }
 
-/* Writes all of TEXT to FD; errno on failure (ENOSPC for a write that makes no progress). */
-static gboolean
-write_all (int fd, const char *text, gsize length)
-{
-  while (length > 0)
-    {
-      gssize n = write (fd, text, length);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        {
-          if (n == 0)
-            errno = ENOSPC;
-          return FALSE;
-        }
-      text += n;
-      length -= (gsize) n;
-    }
-  return TRUE;
-}
-
-/* PATH := TEXT atomically: temp file in the same folder, fsync, (PATH.bak := PATH as a hard
- * link when KEEP_BACKUP), rename, fsync of the folder. PATH is untouched on failure. */
-static gboolean
-write_atomically (const char *path, const char *text, gboolean keep_backup, GError **error)
-{
-  g_autofree char *dir = g_path_get_dirname (path);
-  g_autofree char *base = g_path_get_basename (path);
-  g_autofree char *tmp = g_strdup_printf ("%s%c.%s.XXXXXX", dir, G_DIR_SEPARATOR, base);
-  int fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0)
-    {
-      int saved = errno;
-      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_OPEN,
-                   "%s: cannot write the annotations: cannot create a file in %s: %s", path,
-                   dir, g_strerror (saved));
-      return FALSE;
-    }
-  if (!write_all (fd, text, strlen (text)) || fsync (fd) != 0)
-    {
-      int saved = errno;
-      close (fd);
-      g_unlink (tmp);
-      return write_failed (error, path, "cannot write the annotations (previous file kept)",
-                           saved);
-    }
-  if (close (fd) != 0)
-    {
-      int saved = errno;
-      g_unlink (tmp);
-      return write_failed (error, path, "cannot write the annotations (previous file kept)",
-                           saved);
-    }
-  if (keep_backup && g_file_test (path, G_FILE_TEST_EXISTS))
-    {
-      g_autofree char *bak = g_strconcat (path, ".bak", NULL);
-      /* A hard link: PATH stays in place throughout, and no data is copied; a copy where
-       * the file system has no hard links (FAT, some network shares). */
-      if (g_unlink (bak) != 0 && errno != ENOENT)
-        {
-          int saved = errno;
-          g_unlink (tmp);
-          return write_failed (error, bak, "cannot replace the backup of the annotations",
-                               saved);
-        }
-      if (link (path, bak) != 0)
-        {
-          g_autofree char *previous = NULL;
-          gsize length = 0;
-          g_autoptr (GError) local = NULL;
-          if (!g_file_get_contents (path, &previous, &length, &local)
-              || !g_file_set_contents (bak, previous, (gssize) length, &local))
-            {
-              g_unlink (tmp);
-              g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_OPEN,
-                           "%s: cannot keep a backup of the annotations: %s", bak,
-                           local->message);
-              return FALSE;
-            }
-        }
-    }
-  if (g_rename (tmp, path) != 0)
-    {
-      int saved = errno;
-      g_unlink (tmp);
-      return write_failed (error, path, "cannot replace the annotations (previous file kept)",
-                           saved);
-    }
-  int dir_fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0)
-    {
-      /* The rename is durable only once the folder's entry is on disk. */
-      if (fsync (dir_fd) != 0 && errno != EINVAL)
-        g_debug ("%s: cannot sync the folder: %s", dir, g_strerror (errno));
-      close (dir_fd);
-    }
-  return TRUE;
-}
-
 static void
 set_save_state (CsAnnotation *self, CsSaveState state, const char *error_message)
 {
@@ -462,7 +363,7 @@ static gboolean
 write_document (CsAnnotation *self, const char *text, char **message)
 {
   g_autoptr (GError) local = NULL;
-  if (write_atomically (self->path, text, TRUE, &local))
+  if (cs_sidecar_write_text (self->path, text, TRUE, &local))
     {
       g_mutex_lock (&self->lock);
       /* The sidecar holds everything the recovery file held. */
@@ -476,7 +377,7 @@ write_document (CsAnnotation *self, const char *text, char **message)
   g_autofree char *copy = recovery_text (text, self->path);
   if (g_mkdir_with_parents (dir, 0700) != 0)
     write_failed (&recovery_error, dir, "cannot create the recovery folder", errno);
-  else if (write_atomically (self->recovery_path, copy, FALSE, &recovery_error))
+  else if (cs_sidecar_write_text (self->recovery_path, copy, FALSE, &recovery_error))
     {
       g_mutex_lock (&self->lock);
       self->owns_recovery = TRUE;

@@ -254,12 +254,13 @@ fail_errno (GError **error, const char *path, const char *what, int saved_errno)
   return FALSE;
 }
 
-/* PATH.bak := PATH, keeping PATH in place throughout (a hard link, else a copy). */
+/* PATH.bak := PATH, keeping PATH in place throughout (a hard link, else a copy where the
+ * file system has no hard links: FAT, some network shares). */
 static gboolean
 keep_backup (const char *path, const char *bak, GError **error)
 {
   if (g_unlink (bak) != 0 && errno != ENOENT)
-    return fail_errno (error, bak, "cannot replace the previous backup", errno);
+    return fail_errno (error, bak, "cannot replace the backup of the annotations", errno);
   if (link (path, bak) == 0)
     return TRUE;
   g_autofree char *contents = NULL;
@@ -268,23 +269,16 @@ keep_backup (const char *path, const char *bak, GError **error)
   if (!g_file_get_contents (path, &contents, &length, &local)
       || !g_file_set_contents (bak, contents, length, &local))
     {
-      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_OPEN, "%s: cannot keep a backup: %s",
-                   path, local->message);
+      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_OPEN,
+                   "%s: cannot keep a backup of the annotations: %s", bak, local->message);
       return FALSE;
     }
   return TRUE;
 }
 
 gboolean
-cs_sidecar_save (CsSidecar *s, const char *path, GError **error)
+cs_sidecar_write_text (const char *path, const char *text, gboolean backup, GError **error)
 {
-  g_return_val_if_fail (s != NULL && path != NULL, FALSE);
-  g_free (s->modified);
-  s->modified = cs_sidecar_now ();
-  if (s->created == NULL)
-    s->created = g_strdup (s->modified);
-  g_autofree char *text = cs_sidecar_to_json (s);
-
   g_autofree char *dir = g_path_get_dirname (path);
   g_autofree char *base = g_path_get_basename (path);
   g_autofree char *tmp = g_strdup_printf ("%s%c.%s.XXXXXX", dir, G_DIR_SEPARATOR, base);
@@ -314,7 +308,7 @@ cs_sidecar_save (CsSidecar *s, const char *path, GError **error)
     }
 
   g_autofree char *bak = g_strconcat (path, ".bak", NULL);
-  if (g_file_test (path, G_FILE_TEST_EXISTS) && !keep_backup (path, bak, error))
+  if (backup && g_file_test (path, G_FILE_TEST_EXISTS) && !keep_backup (path, bak, error))
     {
       g_unlink (tmp);
       return FALSE;
@@ -331,10 +325,22 @@ cs_sidecar_save (CsSidecar *s, const char *path, GError **error)
   if (dir_fd >= 0)
     {
       if (fsync (dir_fd) != 0 && errno != EINVAL)
-        g_warning ("%s: cannot sync the folder: %s", dir, g_strerror (errno));
+        g_debug ("%s: cannot sync the folder: %s", dir, g_strerror (errno));
       close (dir_fd);
     }
   return TRUE;
+}
+
+gboolean
+cs_sidecar_save (CsSidecar *s, const char *path, GError **error)
+{
+  g_return_val_if_fail (s != NULL && path != NULL, FALSE);
+  g_free (s->modified);
+  s->modified = cs_sidecar_now ();
+  if (s->created == NULL)
+    s->created = g_strdup (s->modified);
+  g_autofree char *text = cs_sidecar_to_json (s);
+  return cs_sidecar_write_text (path, text, TRUE, error);
 }
 
 /* ---- reading ---------------------------------------------------------------------- */

@@ -83,6 +83,11 @@ CsSidecar  *cs_sidecar_load             (const char *path, GError **error);
  * fsynced. On failure (read-only folder, full disk...) PATH is untouched and no temp
  * file is left; the error (CS_IO_ERROR_OPEN) names PATH and the reason. */
 gboolean    cs_sidecar_save             (CsSidecar *sidecar, const char *path, GError **error);
+/* PATH := TEXT atomically: a temp file in the same folder, fsync, (the previous PATH kept as
+ * PATH.bak, a hard link, when BACKUP), rename, fsync of the folder. On failure PATH is
+ * untouched, no temp file is left, and the error names the file and the reason. */
+gboolean    cs_sidecar_write_text       (const char *path, const char *text, gboolean backup,
+                                         GError **error);
 
 /* The JSON text of a sidecar (pretty, ends in a newline). */
 char       *cs_sidecar_to_json          (const CsSidecar *sidecar);
