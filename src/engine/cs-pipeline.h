@@ -81,9 +81,9 @@ char            *cs_pipeline_bundled_model_path (void);
 /* ---- detection of one case ------------------------------------------------------- */
 
 /* Default inset of the scored cord interior (CsDetectOptions.cord_inset_px). */
-#define CS_DETECT_DEFAULT_CORD_INSET_PX 0
+#define CS_DETECT_DEFAULT_CORD_INSET_PX 2
 /* Default of CsDetectOptions.patient_over_segments. */
-#define CS_DETECT_DEFAULT_PATIENT_OVER_SEGMENTS FALSE
+#define CS_DETECT_DEFAULT_PATIENT_OVER_SEGMENTS TRUE
 
 typedef struct
 {

@@ -115,7 +115,7 @@ def main():
         check(p.returncode == 0 and "zscore" in p.stderr, "detect zscore runs, says its detector")
         d = json.load(open(out_json))
         keys = {"format", "version", "case", "image", "detector", "backend", "model", "k",
-                "anomaly", "scored_on",
+                "anomaly", "scored_on", "cord_inset_px", "patient_over",
                 "schedule", "passes", "slice", "grid_size", "grid_to_display_rows",
                 "patient_score", "segments", "curve", "reconstruction", "timings"}
         check(keys <= set(d), "detection JSON has every documented key (missing: %s)"
@@ -129,8 +129,13 @@ def main():
               "segments present with increasing spans")
         check(len(d["curve"]) == d["grid_size"] and all(v >= 0 for v in d["curve"]),
               "curve: one non-negative value per grid row")
-        check(math.isclose(d["patient_score"], max(d["curve"]), rel_tol=1e-5),
-              "patient score = peak of the curve")
+        # Default: the patient score is the peak over the labelled segments' rows only.
+        check(d["patient_over"] == "segments" and d["cord_inset_px"] == 2
+              and d["scored_on"] == "cord", "default scoring: cord interior (2 px), segments")
+        seg_rows = [r for s in d["segments"] for r in range(s["grid_row_start"],
+                                                            s["grid_row_end"] + 1)]
+        check(math.isclose(d["patient_score"], max(d["curve"][r] for r in seg_rows),
+                           rel_tol=1e-5), "patient score = peak of the curve over the segments")
         for s in d["segments"]:
             seg_peak = max(d["curve"][s["grid_row_start"]:s["grid_row_end"] + 1])
             if not math.isclose(s["score"], seg_peak, rel_tol=1e-5, abs_tol=1e-6):
@@ -176,6 +181,15 @@ def main():
         check(d["patient_score"] > 1.5 * d0["patient_score"],
               "the lesion raises the patient score (%.3f vs %.3f without)"
               % (d["patient_score"], d0["patient_score"]))
+        p = run("detect", os.path.join(lesion_dir, normal + ".nii.gz"), "--detector", "zscore",
+                "--quiet", "--patient-cord", "--cord-inset", "0")
+        d1 = json.loads(p.stdout)
+        check(d1["patient_over"] == "cord" and d1["cord_inset_px"] == 0
+              and math.isclose(d1["patient_score"], max(d1["curve"]), rel_tol=1e-5),
+              "--patient-cord --cord-inset 0: patient score = peak of the whole cord's curve")
+        p = run("detect", os.path.join(lesion_dir, normal + ".nii.gz"), "--detector", "zscore",
+                "--quiet", "--cord-inset", "9")
+        check(p.returncode != 0 and "--cord-inset" in p.stderr, "--cord-inset 9 is refused")
 
         # ---- tiny model: u2ad detect, Monte-Carlo maps -------------------------------
         tiny_cfg = os.path.join(tmp, "tiny.json")
