@@ -62,6 +62,7 @@ static const struct
   { "win.undo", { "<Control>z", NULL } },
   { "win.redo", { "<Control><Shift>z", NULL } },
   { "win.place-discs", { "d", NULL } },
+  { "win.draw-centerline", { "c", NULL } },
   { "win.export-csv", { "<Control>e", NULL } },
   { "win.export-json", { "<Control><Shift>e", NULL } },
   { "win.export-discs", { "<Control><Alt>e", NULL } },

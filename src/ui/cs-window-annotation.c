@@ -13,12 +13,18 @@
 #include <string.h>
 #include <glib/gi18n.h>
 
+#include "io/cs-centerline.h"
 #include "io/cs-slice2d.h"
 #include "cs-window-private.h"
 
 static const char *const segment_names[CS_N_SEGMENTS] = {
   "C2-3", "C3-4", "C4-5", "C5-6", "C6-7", "C7-T1",
 };
+
+static void show_centerline      (CsWindow *self);
+static void add_centerline_point (CsWindow *self,
+                                  double    col,
+                                  double    row);
 
 static gboolean trace_enabled;
 static guint trace_n;
@@ -203,11 +209,13 @@ update_labels (CsWindow *self)
     gtk_widget_set_sensitive (gtk_widget_get_parent (w), doc != NULL);
   gtk_widget_set_sensitive (GTK_WIDGET (self->reason_entry), doc != NULL);
   gtk_widget_set_sensitive (GTK_WIDGET (self->note_entry), doc != NULL);
+  if (doc != NULL && cs_annotation_get_centerline_width (doc) > 0)
+    gtk_spin_button_set_value (self->centerline_width, cs_annotation_get_centerline_width (doc));
   self->syncing_flags = FALSE;
 
   static const char *const doc_actions[] = {
     "label-normal", "label-hyperintense", "label-uncertain", "clear-label", "accept-model",
-    "select-segment", "place-discs",
+    "select-segment", "place-discs", "draw-centerline",
   };
   for (guint i = 0; i < G_N_ELEMENTS (doc_actions); i++)
     set_action_enabled (self, doc_actions[i], doc != NULL && !self->typing);
@@ -233,6 +241,8 @@ static void
 update_next_disc (CsWindow *self)
 {
   gboolean placing = cs_slice_view_get_placing_discs (self->slice_view);
+  if (self->drawing_centerline)
+    return;
   int next = self->annotation != NULL ? cs_annotation_next_disc (self->annotation) : 0;
   g_autofree char *text = NULL;
   if (next >= 3 && next <= 8)
@@ -251,7 +261,9 @@ cs_window_annotation_show_discs (CsWindow *self,
                               ? cs_annotation_dup_discs (self->annotation) : NULL;
   g_autoptr(GError) error = NULL;
 
-  cs_slice_view_set_disc_points (self->slice_view, discs);
+  /* While drawing the centerline clicks add points: no disc marker to grab. */
+  cs_slice_view_set_disc_points (self->slice_view, self->drawing_centerline ? NULL : discs);
+  show_centerline (self);
   self->have_disc_segments =
     discs != NULL && view != NULL
     && cs_segments_compute (discs, view, cs_annotation_get_path (self->annotation),
@@ -302,6 +314,11 @@ on_disc_dropped (CsSliceView *view,
   const CsSagittal *s = cs_slice_view_get_sagittal (view);
   if (self->annotation == NULL || s == NULL)
     return;
+  if (self->drawing_centerline)
+    {
+      add_centerline_point (self, col + 0.5, row + 0.5);
+      return;
+    }
   if (value < 0)
     value = cs_annotation_next_disc (self->annotation);
   if (value <= 0)
@@ -310,6 +327,107 @@ on_disc_dropped (CsSliceView *view,
   for (int r = 0; r < 3; r++)
     voxel[r] = s->px2vox[r][0] * col + s->px2vox[r][1] * row + s->px2vox[r][3];
   cs_annotation_place_disc (self->annotation, value, voxel);
+}
+
+/* ---- the centerline tool (cases without `_seg`) -------------------------------------- */
+
+/* The document's centerline on the slice on screen as display points, superior first. */
+static GArray *
+centerline_display_points (CsWindow *self)
+{
+  const CsSagittal *view = cs_slice_view_get_sagittal (self->slice_view);
+  GArray *points = g_array_new (FALSE, FALSE, sizeof (CsDisplayPoint));
+  const CsSidecar *s = self->annotation != NULL ? cs_annotation_get_sidecar (self->annotation)
+                                                 : NULL;
+  for (guint i = 0; view != NULL && s != NULL && s->centerline != NULL && i < s->centerline->len;
+       i++)
+    {
+      CsDisplayPoint p;
+      cs_sagittal_voxel_to_display (view, g_array_index (s->centerline, CsCenterlinePoint,
+                                                         i).voxel, &p.col, &p.row);
+      g_array_append_val (points, p);
+    }
+  return points;
+}
+
+/* The cord ROI the centerline gives, as the cord layer, when the case has no `_seg`. */
+static void
+show_centerline (CsWindow *self)
+{
+  const CsSagittal *view = cs_slice_view_get_sagittal (self->slice_view);
+  if (view == NULL || self->loaded == NULL || self->loaded->seg != NULL)
+    return;
+  g_autoptr(GArray) points = centerline_display_points (self);
+  double width = cs_annotation_get_centerline_width (self->annotation);
+  g_autoptr(GError) error = NULL;
+  float *mask = points->len >= 2 && width > 0
+                  ? cs_centerline_mask_sagittal (view, (CsDisplayPoint *) (void *) points->data,
+                                                 points->len, width, TRUE, &error)
+                  : NULL;
+  if (mask == NULL)
+    {
+      cs_slice_view_set_layer (self->slice_view, CS_OVERLAY_CORD, NULL);
+      return;
+    }
+  CsSagittal *layer = g_new0 (CsSagittal, 1);
+  *layer = *view;
+  layer->data = mask;
+  cs_slice_view_set_layer (self->slice_view, CS_OVERLAY_CORD, layer);
+}
+
+/* Writes POINTS (display, any order) and the width as the document's centerline. */
+static void
+set_centerline (CsWindow *self,
+                GArray   *points)
+{
+  const CsSagittal *view = cs_slice_view_get_sagittal (self->slice_view);
+  if (self->annotation == NULL || view == NULL)
+    return;
+  g_autoptr(GArray) voxels = g_array_new (FALSE, FALSE, sizeof (CsCenterlinePoint));
+  for (guint i = 0; i < points->len; i++)
+    {
+      const CsDisplayPoint *p = &g_array_index (points, CsDisplayPoint, i);
+      CsCenterlinePoint v;
+      for (int r = 0; r < 3; r++)
+        v.voxel[r] = view->px2vox[r][0] * p->col + view->px2vox[r][1] * p->row
+                     + view->px2vox[r][3];
+      g_array_append_val (voxels, v);
+    }
+  double width = gtk_spin_button_get_value (self->centerline_width);
+  cs_annotation_set_centerline (self->annotation, (CsCenterlinePoint *) (void *) voxels->data,
+                                voxels->len, voxels->len > 0 ? width : 0);
+}
+
+static int
+compare_rows (gconstpointer a,
+              gconstpointer b)
+{
+  double x = ((const CsDisplayPoint *) a)->row, y = ((const CsDisplayPoint *) b)->row;
+  return x < y ? -1 : x > y;
+}
+
+/* A click while drawing: one more point, kept in order from superior to inferior. */
+static void
+add_centerline_point (CsWindow *self,
+                      double    col,
+                      double    row)
+{
+  g_autoptr(GArray) points = centerline_display_points (self);
+  CsDisplayPoint p = { col, row };
+  g_array_append_val (points, p);
+  g_array_sort (points, compare_rows);
+  set_centerline (self, points);
+}
+
+static void
+on_centerline_width (GtkSpinButton *spin,
+                     CsWindow      *self)
+{
+  if (self->syncing_flags || self->annotation == NULL)
+    return;
+  g_autoptr(GArray) points = centerline_display_points (self);
+  if (points->len > 0)
+    set_centerline (self, points);
 }
 
 /* ---- the document's signals -------------------------------------------------------- */
@@ -326,6 +444,8 @@ on_changed (CsAnnotation *doc,
     cs_window_worklist_changed (self);
   if (parts & CS_ANNOTATION_PART_DISCS)
     cs_window_annotation_show_discs (self, TRUE);
+  if (parts & CS_ANNOTATION_PART_CENTERLINE)
+    show_centerline (self);
 }
 
 static void
@@ -540,12 +660,35 @@ clear_label_action (GSimpleAction *action, GVariant *parameter, gpointer user_da
 }
 
 static void
+draw_centerline_change_state (GSimpleAction *action,
+                              GVariant      *state,
+                              gpointer       user_data)
+{
+  CsWindow *self = CS_WINDOW (user_data);
+  gboolean drawing = g_variant_get_boolean (state);
+  g_simple_action_set_state (action, state);
+  if (drawing)
+    g_action_group_change_action_state (G_ACTION_GROUP (self), "place-discs",
+                                        g_variant_new_boolean (FALSE));
+  self->drawing_centerline = drawing;
+  cs_slice_view_set_placing_discs (self->slice_view, drawing,
+                                   drawing ? _("Click along the cord, top to bottom") : NULL);
+  if (drawing)
+    g_action_group_change_action_state (G_ACTION_GROUP (self), "overlay-cord",
+                                        g_variant_new_boolean (TRUE));
+  cs_window_annotation_show_discs (self, FALSE);
+}
+
+static void
 place_discs_change_state (GSimpleAction *action,
                           GVariant      *state,
                           gpointer       user_data)
 {
   CsWindow *self = CS_WINDOW (user_data);
   g_simple_action_set_state (action, state);
+  if (g_variant_get_boolean (state) && self->drawing_centerline)
+    g_action_group_change_action_state (G_ACTION_GROUP (self), "draw-centerline",
+                                        g_variant_new_boolean (FALSE));
   cs_slice_view_set_placing_discs (self->slice_view, g_variant_get_boolean (state), NULL);
   update_next_disc (self);
   /* Markers must be seen to be placed. */
@@ -589,6 +732,7 @@ static const GActionEntry annotation_actions[] = {
   { .name = "undo", .activate = undo_action },
   { .name = "redo", .activate = redo_action },
   { .name = "place-discs", .state = "false", .change_state = place_discs_change_state },
+  { .name = "draw-centerline", .state = "false", .change_state = draw_centerline_change_state },
 };
 
 /* ---- flags and note ----------------------------------------------------------------- */
@@ -790,6 +934,21 @@ cs_window_annotation_init (CsWindow *self)
   gtk_box_insert_child_after (GTK_BOX (panel), flags, review_title);
   gtk_box_insert_child_after (GTK_BOX (panel), reason, flags);
   gtk_box_insert_child_after (GTK_BOX (panel), note, reason);
+
+  /* The centerline tool's width (cases without `_seg`; key C draws). */
+  GtkWidget *width_box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  GtkWidget *width_label = gtk_label_new_with_mnemonic (_("Cord _width (mm)"));
+  gtk_label_set_xalign (GTK_LABEL (width_label), 0);
+  gtk_widget_set_hexpand (width_label, TRUE);
+  GtkWidget *width = gtk_spin_button_new_with_range (2.0, 20.0, 0.5);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (width), 8.0);
+  gtk_label_set_mnemonic_widget (GTK_LABEL (width_label), width);
+  gtk_widget_set_tooltip_text (width, _("Width of the cord region the centerline tool draws"));
+  gtk_box_append (GTK_BOX (width_box), width_label);
+  gtk_box_append (GTK_BOX (width_box), width);
+  self->centerline_width = GTK_SPIN_BUTTON (width);
+  g_signal_connect (width, "value-changed", G_CALLBACK (on_centerline_width), self);
+  gtk_box_insert_child_after (GTK_BOX (panel), width_box, note);
 
   update_labels (self);
   update_save_state (self);

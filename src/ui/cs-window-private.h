@@ -107,6 +107,8 @@ struct _CsWindow
   GtkCheckButton       *artifact_check;
   GtkEntry             *reason_entry;
   GtkEntry             *note_entry;
+  GtkSpinButton        *centerline_width; /* mm, for the centerline tool */
+  gboolean              drawing_centerline; /* clicks add centerline points (key C) */
   gboolean              syncing_flags;    /* the flag widgets are being set from the document */
   gboolean              typing;           /* a text field has the focus: no one-key actions */
   CsSegment             disc_segments[CS_N_SEGMENTS]; /* from the document's discs */

@@ -675,6 +675,60 @@ test_export_import (void)
   g_assert_cmpint (system (rm), ==, 0);
 }
 
+/* A case without `_seg`: the centerline tool (clicks along the cord) draws a cord ROI at
+ * once, saved in the sidecar with its width; the width control redraws it (one undo step). */
+static void
+test_centerline_without_seg (void)
+{
+  g_autofree char *folder = copy_sample ();
+  g_autofree char *seg = g_build_filename (folder, "phantom-0000_seg.nii.gz", NULL);
+  g_assert_cmpint (g_unlink (seg), ==, 0);
+  g_autofree char *image = g_build_filename (folder, "phantom-0000.nii.gz", NULL);
+  CsWindow *window = open_window (image);
+  wait_for_load (window);
+  g_assert_null (window->loaded->seg);
+  g_assert_false (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_CORD));
+  g_assert_true (window->have_disc_segments);
+
+  g_action_group_change_action_state (G_ACTION_GROUP (window), "draw-centerline",
+                                      g_variant_new_boolean (TRUE));
+  /* Three clicks down the cord: a little posterior of the disc markers. */
+  double x, y;
+  g_assert_false (cs_slice_view_get_disc_point (window->slice_view, 5, &x, &y));  /* hidden */
+  int rows[3] = { 0, 2, 5 };
+  for (int k = 0; k < 3; k++)
+    {
+      const CsSegment *seg_k = &window->disc_segments[rows[k]];
+      g_signal_emit_by_name (window->slice_view, "disc-dropped", -1,
+                             floor (seg_k->disc_col) + 4, floor (seg_k->disc_row));
+    }
+  wait_for_save_state (window, "saved");
+  const CsSidecar *sidecar = cs_annotation_get_sidecar (window->annotation);
+  g_assert_cmpuint (sidecar->centerline->len, ==, 3);
+  g_assert_cmpfloat (cs_annotation_get_centerline_width (window->annotation), ==, 8.0);
+  g_assert_true (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_CORD));
+  g_autofree char *path = g_strdup (cs_annotation_get_path (window->annotation));
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_assert_true (json_parser_load_from_file (parser, path, NULL));
+  JsonObject *root = json_node_get_object (json_parser_get_root (parser));
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (root, "centerline")),
+                    ==, 3);
+  g_assert_cmpfloat (json_object_get_double_member (root, "centerline_width"), ==, 8.0);
+
+  gtk_spin_button_set_value (window->centerline_width, 10.0);
+  g_assert_cmpfloat (cs_annotation_get_centerline_width (window->annotation), ==, 10.0);
+  activate (window, "undo", NULL);
+  g_assert_cmpfloat (cs_annotation_get_centerline_width (window->annotation), ==, 8.0);
+  g_assert_cmpuint (cs_annotation_get_sidecar (window->annotation)->centerline->len, ==, 3);
+  /* Leaving the tool shows the disc markers again. */
+  g_action_group_change_action_state (G_ACTION_GROUP (window), "draw-centerline",
+                                      g_variant_new_boolean (FALSE));
+  g_assert_true (cs_slice_view_get_disc_point (window->slice_view, 5, &x, &y));
+  close_all_windows ();
+  g_autofree char *rm = g_strdup_printf ("rm -rf '%s'", folder);
+  g_assert_cmpint (system (rm), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -707,6 +761,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/annotation/place-and-move-discs", test_place_and_move_discs);
   g_test_add_func ("/ui/annotation/flags-note-and-worklist", test_flags_note_and_worklist);
   g_test_add_func ("/ui/annotation/export-import", test_export_import);
+  g_test_add_func ("/ui/annotation/centerline-without-seg", test_centerline_without_seg);
   g_test_add_func ("/ui/annotation/label-100-cases-timing", test_label_100_cases_timing);
   g_test_add_func ("/ui/annotation/failed-save-shown-retried-and-recovered",
                    test_failed_save_shown_retried_and_recovered);
