@@ -707,6 +707,18 @@ test_centerline_without_seg (void)
   g_assert_cmpuint (sidecar->centerline->len, ==, 3);
   g_assert_cmpfloat (cs_annotation_get_centerline_width (window->annotation), ==, 8.0);
   g_assert_true (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_CORD));
+  /* The points land where clicked (the pixel's centre), superior first. */
+  const CsSagittal *view = cs_slice_view_get_sagittal (window->slice_view);
+  for (int k = 0; k < 3; k++)
+    {
+      double col, row;
+      cs_sagittal_voxel_to_display (view, g_array_index (sidecar->centerline, CsCenterlinePoint,
+                                                         k).voxel, &col, &row);
+      g_assert_cmpfloat_with_epsilon (col, floor (window->disc_segments[rows[k]].disc_col) + 4.5,
+                                      1e-6);
+      g_assert_cmpfloat_with_epsilon (row, floor (window->disc_segments[rows[k]].disc_row) + 0.5,
+                                      1e-6);
+    }
   g_autofree char *path = g_strdup (cs_annotation_get_path (window->annotation));
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_assert_true (json_parser_load_from_file (parser, path, NULL));

@@ -1,7 +1,7 @@
 /* viewer-shot.c: screenshots of the real window, driven through its own actions (no xdotool).
  * Usage: viewer-shot OUT.png PATH [STEP...]; a STEP is an action name ("win.detect"),
  * "wait-detect", "sleep:MS", "slice:+N", "hover:FX,FY" (cursor at that fraction of the
- * slice), "curve:FY" (hover the curve), "zoom:F" or "window:LOW,HIGH". Writes OUT.png. */
+ * slice), "click:FX,FY" (a click there while placing discs or drawing the centerline), "curve:FY" (hover the curve), "zoom:F" or "window:LOW,HIGH". Writes OUT.png. */
 #include "cs-config.h"
 
 #include <adwaita.h>
@@ -71,6 +71,15 @@ run_steps (CsApplication *app,
           double fx = g_ascii_strtod (step + 6, &end), fy = g_ascii_strtod (end + 1, NULL);
           const CsSagittal *s = cs_slice_view_get_sagittal (window->slice_view);
           cs_slice_view_set_cursor (window->slice_view, fx * s->width, fy * s->height);
+        }
+      else if (g_str_has_prefix (step, "click:") && cs_slice_view_get_image_rect (window->slice_view, &r))
+        {
+          /* A primary click at that fraction of the slice, in a placing mode (D, C). */
+          char *end;
+          double fx = g_ascii_strtod (step + 6, &end), fy = g_ascii_strtod (end + 1, NULL);
+          const CsSagittal *s = cs_slice_view_get_sagittal (window->slice_view);
+          g_signal_emit_by_name (window->slice_view, "disc-dropped", -1, floor (fx * s->width),
+                                 floor (fy * s->height));
         }
       else if (g_str_has_prefix (step, "curve:") && cs_slice_view_get_image_rect (window->slice_view, &r))
         cs_curve_view_hover (window->curve_view,
