@@ -149,6 +149,15 @@ update_recovery (CsWindow *self)
   gtk_revealer_set_reveal_child (self->recovery_revealer, pending != NULL);
 }
 
+/* Setting an entry's text relays it out: only when it differs. */
+static void
+set_text_if_changed (GtkEntry   *entry,
+                     const char *text)
+{
+  if (g_strcmp0 (gtk_editable_get_text (GTK_EDITABLE (entry)), text) != 0)
+    gtk_editable_set_text (GTK_EDITABLE (entry), text);
+}
+
 static void
 update_labels (CsWindow *self)
 {
@@ -200,11 +209,10 @@ update_labels (CsWindow *self)
   gtk_check_button_set_active (self->artifact_check, s != NULL && s->artifact);
   if (!gtk_widget_has_focus (GTK_WIDGET (self->reason_entry))
       && !gtk_widget_has_focus (gtk_widget_get_first_child (GTK_WIDGET (self->reason_entry))))
-    gtk_editable_set_text (GTK_EDITABLE (self->reason_entry),
-                           s != NULL && s->flag_reason != NULL ? s->flag_reason : "");
+    set_text_if_changed (self->reason_entry,
+                         s != NULL && s->flag_reason != NULL ? s->flag_reason : "");
   if (!self->typing)
-    gtk_editable_set_text (GTK_EDITABLE (self->note_entry),
-                           s != NULL && s->note != NULL ? s->note : "");
+    set_text_if_changed (self->note_entry, s != NULL && s->note != NULL ? s->note : "");
   for (GtkWidget *w = GTK_WIDGET (self->review_pass); w != NULL; w = NULL)
     gtk_widget_set_sensitive (gtk_widget_get_parent (w), doc != NULL);
   gtk_widget_set_sensitive (GTK_WIDGET (self->reason_entry), doc != NULL);

@@ -435,8 +435,17 @@ cs_window_worklist_changed (CsWindow *self)
   g_autofree char *progress =
     g_strdup_printf (_("%u of %u labelled"), cs_worklist_n_complete (items, n_items), n_items);
   gtk_label_set_label (self->worklist_progress, progress);
-  if (self->loaded != NULL)
-    cs_window_update_row (self, self->loaded->index);
+  /* The row shows the labelled count: rebuilt when that changes. */
+  GtkListBoxRow *row = self->loaded != NULL ? cs_window_row_of_case (self, self->loaded->index)
+                                            : NULL;
+  guint n_labelled =
+    self->loaded != NULL ? cs_sidecar_n_labelled (items[self->loaded->index].sidecar) : 0;
+  if (row != NULL
+      && GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (row), "cs-labelled")) != n_labelled + 1)
+    {
+      g_object_set_data (G_OBJECT (row), "cs-labelled", GUINT_TO_POINTER (n_labelled + 1));
+      cs_window_update_row (self, self->loaded->index);
+    }
 }
 
 void

@@ -1,7 +1,8 @@
 /* viewer-shot.c: screenshots of the real window, driven through its own actions (no xdotool).
  * Usage: viewer-shot OUT.png PATH [STEP...]; a STEP is an action name ("win.detect"),
  * "wait-detect", "sleep:MS", "slice:+N", "hover:FX,FY" (cursor at that fraction of the
- * slice), "click:FX,FY" (a click there while placing discs or drawing the centerline), "curve:FY" (hover the curve), "zoom:F" or "window:LOW,HIGH". Writes OUT.png. */
+ * slice), "click:FX,FY" (a click there while placing discs or drawing the centerline),
+ * "curve:FY" (hover the curve), "zoom:F" or "window:LOW,HIGH". Writes OUT.png. */
 #include "cs-config.h"
 
 #include <adwaita.h>
@@ -72,7 +73,8 @@ run_steps (CsApplication *app,
           const CsSagittal *s = cs_slice_view_get_sagittal (window->slice_view);
           cs_slice_view_set_cursor (window->slice_view, fx * s->width, fy * s->height);
         }
-      else if (g_str_has_prefix (step, "click:") && cs_slice_view_get_image_rect (window->slice_view, &r))
+      else if (g_str_has_prefix (step, "click:")
+               && cs_slice_view_get_image_rect (window->slice_view, &r))
         {
           /* A primary click at that fraction of the slice, in a placing mode (D, C). */
           char *end;
