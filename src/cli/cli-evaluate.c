@@ -4,7 +4,9 @@
 #include "cs-cli.h"
 #include "engine/cs-pipeline.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 static const char usage[] =
@@ -49,12 +51,22 @@ parse_int (const char *text, int min, int *out)
   return TRUE;
 }
 
+/* A percentage redrawn in place on a terminal; in a log, one line per tenth. */
 static void
 on_progress (const char *stage, double fraction, gpointer user_data)
 {
-  fprintf (stderr, "\revaluate: %s %3.0f%%", stage, 100 * fraction);
-  if (fraction >= 1)
-    fputc ('\n', stderr);
+  static int last_tenth = -1;
+  if (isatty (STDERR_FILENO))
+    {
+      fprintf (stderr, "\revaluate: %s %3.0f%%", stage, 100 * fraction);
+      if (fraction >= 1)
+        fputc ('\n', stderr);
+      return;
+    }
+  int tenth = (int) floor (fraction * 10);
+  if (tenth != last_tenth)
+    fprintf (stderr, "evaluate: %s %3d%%\n", stage, tenth * 10);
+  last_tenth = tenth;
 }
 
 int
