@@ -57,18 +57,6 @@ typedef struct
   GError *error;
 } AdaptJob;
 
-static gboolean
-parse_int (const char *text, int min, int *out)
-{
-  char *end = NULL;
-  if (text == NULL || *text == '\0')
-    return FALSE;
-  gint64 v = g_ascii_strtoll (text, &end, 10);
-  if (*end != '\0' || v < min || v > G_MAXINT)
-    return FALSE;
-  *out = (int) v;
-  return TRUE;
-}
 
 static gboolean
 parse_double (const char *text, double *out)
@@ -185,42 +173,42 @@ cs_cli_adapt (int argc, char **argv)
         }
       else if (strcmp (arg, "--epochs") == 0)
         {
-          if (!parse_int (value, 1, &o->epochs))
+          if (!cs_cli_parse_int (value, 1, &o->epochs))
             return cs_cli_fail ("adapt", "--epochs: '%s' is not a count >= 1", value);
         }
       else if (strcmp (arg, "--batch") == 0)
         {
-          if (!parse_int (value, 1, &o->batch_size))
+          if (!cs_cli_parse_int (value, 1, &o->batch_size))
             return cs_cli_fail ("adapt", "--batch: '%s' is not a count >= 1", value);
         }
       else if (strcmp (arg, "--refresh") == 0)
         {
-          if (!parse_int (value, 1, &o->eu_refresh_every))
+          if (!cs_cli_parse_int (value, 1, &o->eu_refresh_every))
             return cs_cli_fail ("adapt", "--refresh: '%s' is not a count >= 1", value);
         }
       else if (strcmp (arg, "--au-from") == 0)
         {
-          if (!parse_int (value, 0, &o->au_from_epoch))
+          if (!cs_cli_parse_int (value, 0, &o->au_from_epoch))
             return cs_cli_fail ("adapt", "--au-from: '%s' is not an epoch", value);
         }
       else if (strcmp (arg, "-k") == 0 || strcmp (arg, "--k") == 0)
         {
-          if (!parse_int (value, 1, &o->k))
+          if (!cs_cli_parse_int (value, 1, &o->k))
             return cs_cli_fail ("adapt", "-k: '%s' is not a count >= 1", value);
         }
       else if (strcmp (arg, "--watch") == 0)
         {
-          if (!parse_int (value, 0, &o->n_watch))
+          if (!cs_cli_parse_int (value, 0, &o->n_watch))
             return cs_cli_fail ("adapt", "--watch: '%s' is not a count", value);
         }
       else if (strcmp (arg, "--slices") == 0)
         {
-          if (!parse_int (value, 1, &o->slices_per_case))
+          if (!cs_cli_parse_int (value, 1, &o->slices_per_case))
             return cs_cli_fail ("adapt", "--slices: '%s' is not a count >= 1", value);
         }
       else if (strcmp (arg, "--threads") == 0)
         {
-          if (!parse_int (value, 1, &threads))
+          if (!cs_cli_parse_int (value, 1, &threads))
             return cs_cli_fail ("adapt", "--threads: '%s' is not a count >= 1", value);
         }
       else if (strcmp (arg, "--lr") == 0)

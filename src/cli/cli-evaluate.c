@@ -2,6 +2,7 @@
  * metrics of a detector on cases with ground truth. */
 #include "cs-config.h"
 #include "cs-cli.h"
+#include "cli-detect-args.h"
 #include "engine/cs-pipeline.h"
 
 #include <math.h>
@@ -38,18 +39,6 @@ static const char usage[] =
   "  --patient-segments  patient score = peak over the labelled segments C2-3..C7-T1%s\n"
   "  --quiet             print only the table\n";
 
-static gboolean
-parse_int (const char *text, int min, int *out)
-{
-  char *end = NULL;
-  if (text == NULL || *text == '\0')
-    return FALSE;
-  gint64 v = g_ascii_strtoll (text, &end, 10);
-  if (*end != '\0' || v < min || v > G_MAXINT)
-    return FALSE;
-  *out = (int) v;
-  return TRUE;
-}
 
 /* A percentage redrawn in place on a terminal; in a log, one line per tenth. */
 static void
@@ -72,17 +61,13 @@ on_progress (const char *stage, double fraction, gpointer user_data)
 int
 cs_cli_evaluate (int argc, char **argv)
 {
-  CsDetectOptions options;
-  cs_detect_options_init (&options);
-  const char *data = NULL, *json_path = NULL, *model_path = NULL, *backend = "auto";
-  int threads = 0, folds = 5;
-  guint32 seed = 0;
-  gboolean quiet = FALSE;
+  CsCliDetectArgs args;
+  cs_cli_detect_args_init (&args);
+  int folds = 5;
 
   for (int i = 1; i < argc; i++)
     {
       const char *arg = argv[i];
-      const char *value = i + 1 < argc ? argv[i + 1] : NULL;
       if (strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0)
         {
           printf (usage, CS_DETECT_DEFAULT_CORD_INSET_PX,
@@ -90,83 +75,30 @@ cs_cli_evaluate (int argc, char **argv)
                   CS_DETECT_DEFAULT_PATIENT_OVER_SEGMENTS ? " (default)" : "");
           return 0;
         }
-      if (strcmp (arg, "--quiet") == 0)
-        {
-          quiet = TRUE;
-          continue;
-        }
-      if (strcmp (arg, "--abs-residual") == 0)
-        {
-          options.positive_only = FALSE;
-          continue;
-        }
-      if (strcmp (arg, "--patient-cord") == 0 || strcmp (arg, "--patient-segments") == 0)
-        {
-          options.patient_over_segments = strcmp (arg, "--patient-segments") == 0;
-          continue;
-        }
-      if (strcmp (arg, "--score-roi") == 0)
-        {
-          options.cord_only = FALSE;
-          continue;
-        }
-      if (arg[0] != '-' && data == NULL)
-        {
-          data = arg;
-          continue;
-        }
+      int taken = cs_cli_detect_args_take (&args, "evaluate", argc, argv, &i);
+      if (taken < 0)
+        return 1;
+      if (taken > 0)
+        continue;
+      const char *value = i + 1 < argc ? argv[i + 1] : NULL;
       if (arg[0] != '-' || value == NULL)
         return cs_cli_fail ("evaluate", "unexpected argument or missing value: '%s' "
                             "(see --help)", arg);
       i++;
-      if (strcmp (arg, "--json") == 0)
-        json_path = value;
-      else if (strcmp (arg, "--model") == 0)
-        model_path = value;
-      else if (strcmp (arg, "--backend") == 0)
-        backend = value;
-      else if (strcmp (arg, "--detector") == 0)
+      if (strcmp (arg, "--folds") == 0)
         {
-          if (!cs_detector_kind_from_name (value, &options.detector))
-            return cs_cli_fail ("evaluate", "--detector: '%s' is not u2ad or zscore", value);
-        }
-      else if (strcmp (arg, "--schedule") == 0)
-        {
-          if (!cs_mc_kind_from_name (value, &options.schedule))
-            return cs_cli_fail ("evaluate", "--schedule: '%s' is not balanced or random",
-                                value);
-        }
-      else if (strcmp (arg, "--cord-inset") == 0)
-        {
-          if (!parse_int (value, 0, &options.cord_inset_px) || options.cord_inset_px > 8)
-            return cs_cli_fail ("evaluate", "--cord-inset: '%s' is not 0..8 px", value);
-        }
-      else if (strcmp (arg, "-k") == 0 || strcmp (arg, "--k") == 0)
-        {
-          if (!parse_int (value, 1, &options.k))
-            return cs_cli_fail ("evaluate", "-k: '%s' is not a count >= 1", value);
-        }
-      else if (strcmp (arg, "--folds") == 0)
-        {
-          if (!parse_int (value, 2, &folds))
+          if (!cs_cli_parse_int (value, 2, &folds))
             return cs_cli_fail ("evaluate", "--folds: '%s' is not a count >= 2", value);
-        }
-      else if (strcmp (arg, "--threads") == 0)
-        {
-          if (!parse_int (value, 1, &threads))
-            return cs_cli_fail ("evaluate", "--threads: '%s' is not a count >= 1", value);
-        }
-      else if (strcmp (arg, "--seed") == 0)
-        {
-          int s = 0;
-          if (!parse_int (value, 0, &s))
-            return cs_cli_fail ("evaluate", "--seed: '%s' is not a seed", value);
-          seed = (guint32) s;
-          options.seed = (guint64) s;
         }
       else
         return cs_cli_fail ("evaluate", "unknown option '%s' (see --help)", arg);
     }
+  CsDetectOptions options = args.options;
+  const char *data = args.data, *json_path = args.json_path, *model_path = args.model_path;
+  const char *backend = args.backend;
+  int threads = args.threads;
+  guint32 seed = (guint32) options.seed;  /* the fold split's seed */
+  gboolean quiet = args.quiet;
   if (data == NULL)
     return cs_cli_fail ("evaluate", "DATA is required (see --help)");
 

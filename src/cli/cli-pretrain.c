@@ -246,18 +246,6 @@ save_weights (CsModel *model, const float *params, const char *path, const char 
   return cs_safetensors_write (path, specs, n, packed, metadata, error);
 }
 
-static gboolean
-parse_int (const char *text, int min, int *out)
-{
-  char *end = NULL;
-  if (text == NULL || *text == '\0')
-    return FALSE;
-  gint64 v = g_ascii_strtoll (text, &end, 10);
-  if (*end != '\0' || v < min || v > G_MAXINT)
-    return FALSE;
-  *out = (int) v;
-  return TRUE;
-}
 
 int
 cs_cli_pretrain (int argc, char **argv)
@@ -300,17 +288,17 @@ cs_cli_pretrain (int argc, char **argv)
         out = value;
       else if (strcmp (arg, "--epochs") == 0)
         {
-          if (!parse_int (value, 1, &options.epochs))
+          if (!cs_cli_parse_int (value, 1, &options.epochs))
             return cs_cli_fail ("pretrain", "--epochs: '%s' is not a count >= 1", value);
         }
       else if (strcmp (arg, "--batch") == 0)
         {
-          if (!parse_int (value, 1, &options.batch_size))
+          if (!cs_cli_parse_int (value, 1, &options.batch_size))
             return cs_cli_fail ("pretrain", "--batch: '%s' is not a count >= 1", value);
         }
       else if (strcmp (arg, "--threads") == 0)
         {
-          if (!parse_int (value, 1, &threads))
+          if (!cs_cli_parse_int (value, 1, &threads))
             return cs_cli_fail ("pretrain", "--threads: '%s' is not a count >= 1", value);
         }
       else if (strcmp (arg, "--seed") == 0)

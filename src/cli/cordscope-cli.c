@@ -27,6 +27,19 @@ cs_cli_fail (const char *command, const char *format, ...)
   return 1;
 }
 
+gboolean
+cs_cli_parse_int (const char *text, int min, int *out)
+{
+  char *end = NULL;
+  if (text == NULL || *text == '\0')
+    return FALSE;
+  gint64 v = g_ascii_strtoll (text, &end, 10);
+  if (*end != '\0' || v < min || v > G_MAXINT)
+    return FALSE;
+  *out = (int) v;
+  return TRUE;
+}
+
 static void
 print_usage (FILE *out)
 {

@@ -21,6 +21,9 @@ int cs_cli_adapt    (int argc, char **argv);
 int cs_cli_evaluate (int argc, char **argv);
 int cs_cli_export   (int argc, char **argv);
 
+/* TEXT as a decimal int >= MIN; FALSE (OUT untouched) for anything else. */
+gboolean cs_cli_parse_int (const char *text, int min, int *out);
+
 /* Prints "cordscope-cli NAME: MESSAGE" to stderr and returns 1, for error exits. */
 int cs_cli_fail (const char *command, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
