@@ -2,11 +2,10 @@
  * the middle cord slices of a folder of healthy cases. */
 #include "cs-config.h"
 #include "cs-cli.h"
-#include "engine/cs-model.h"
+#include "engine/cs-model-file.h"
 #include "engine/cs-pipeline-private.h" /* the slices and ROI adapt and detect use too */
 #include "engine/cs-train.h"
 #include "io/cs-case.h"
-#include "io/cs-safetensors.h"
 #include "io/cs-slice2d.h"
 
 #include <glib-unix.h>
@@ -215,21 +214,6 @@ static gboolean
 save_weights (CsModel *model, const float *params, const char *path, const char *preset,
               int epochs, guint64 seed, double loss, int n_slices, GError **error)
 {
-  int n = cs_model_n_tensors (model);
-  g_autofree CsTensorSpec *specs = g_new0 (CsTensorSpec, n);
-  g_autofree float *packed = g_new (float, cs_model_n_params (model));
-  size_t at = 0;
-  for (int t = 0; t < n; t++)
-    {
-      const CsTensorInfo *info = cs_model_tensor (model, t);
-      specs[t].name = info->name;
-      specs[t].n_dims = info->ndim;
-      for (int d = 0; d < info->ndim; d++)
-        specs[t].shape[d] = info->shape[d];
-      memcpy (packed + at, params + info->offset, info->numel * sizeof (float));
-      at += info->numel;
-    }
-  g_autofree char *config = cs_model_config_to_json (cs_model_get_config (model));
   g_autofree char *epochs_s = g_strdup_printf ("%d", epochs);
   g_autofree char *seed_s = g_strdup_printf ("%" G_GUINT64_FORMAT, seed);
   char loss_buf[G_ASCII_DTOSTR_BUF_SIZE];
@@ -238,12 +222,11 @@ save_weights (CsModel *model, const float *params, const char *path, const char 
   g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
   g_autofree char *created = g_date_time_format_iso8601 (now);
   const char *metadata[] = {
-    "format", CS_SAFETENSORS_FORMAT_MODEL, "version", CS_SAFETENSORS_VERSION,
-    "config", config, "epochs", epochs_s, "seed", seed_s, "preset", preset,
+    "epochs", epochs_s, "seed", seed_s, "preset", preset,
     "created", created, "final_loss", loss_buf, "training_slices", slices_s,
     "generator", "cordscope-cli pretrain " CS_VERSION, NULL
   };
-  return cs_safetensors_write (path, specs, n, packed, metadata, error);
+  return cs_model_save (model, params, path, metadata, error);
 }
 
 

@@ -4,7 +4,8 @@
 #include "engine/cs-adapt.h"
 #include "engine/cs-mc.h"
 #include "engine/cs-metrics.h"
-#include "engine/cs-model-glue.h"
+#include "engine/cs-model-file.h"
+#include "engine/cs-train.h"
 #include "engine/cs-pipeline-private.h"
 
 #include <errno.h>
@@ -292,18 +293,7 @@ save_checkpoint (Adapt *a, const float *params, GError **error)
                           cs_adapt_strategy_name (a->o->strategy),
                           "generator", "cordscope adapt " CS_VERSION, NULL };
   g_mutex_lock (&a->pm->lock);
-  gsize n = cs_glue_n_params (a->pm->model);
-  g_autofree float *current = NULL;
-  if (params)
-    {
-      /* Save the given weights without disturbing the model's current ones. */
-      current = g_new (float, n);
-      cs_glue_params_get (a->pm->model, current);
-      cs_glue_params_set (a->pm->model, params);
-    }
-  gboolean ok = cs_glue_model_save (a->pm->model, path, extra, error);
-  if (current)
-    cs_glue_params_set (a->pm->model, current);
+  gboolean ok = cs_model_save (a->pm->model, params, path, extra, error);
   g_mutex_unlock (&a->pm->lock);
   return ok;
 }
@@ -392,23 +382,22 @@ cs_adapt_run (CsPipelineModel *pm, GPtrArray *cases, const CsAdaptOptions *optio
   a.o = o;
   a.pm = pm;
   a.cases = cases;
-  CsModelGeometry geo;
-  cs_glue_model_geometry (pm->model, &geo);
-  a.S = geo.img_size;
-  a.P = geo.patch;
+  const CsModelConfig *geo = cs_model_get_config (pm->model);
+  a.S = geo->img_size;
+  a.P = geo->patch;
   a.G = a.S / a.P;
   a.N = a.G * a.G;
-  a.ratio = geo.mask_ratio;
-  a.margin = geo.context_margin;
+  a.ratio = geo->mask_ratio;
+  a.margin = geo->context_margin;
   a.items = g_array_new (FALSE, TRUE, sizeof (AdaptItem));
   g_array_set_clear_func (a.items, adapt_item_clear);
   a.refreshes = json_array_new ();
-  a.config_json = cs_glue_config_json (pm->model);
+  a.config_json = cs_model_config_to_json (geo);
   a.run_dir = o->run_dir ? g_strdup (o->run_dir) : NULL;
   a.first_mean_eu = a.last_mean_eu = NAN;
   gboolean ok = TRUE;
   g_autoptr (GError) failure = NULL;
-  gsize n_params = cs_glue_n_params (pm->model);
+  gsize n_params = cs_model_n_params (pm->model);
   g_autofree float *epoch_params = g_new (float, n_params);
   gsize HW = (gsize) a.S * a.S;
 
@@ -462,8 +451,8 @@ cs_adapt_run (CsPipelineModel *pm, GPtrArray *cases, const CsAdaptOptions *optio
     {
       /* A fresh optimiser: adaptation starts Adam over (DESIGN.md). */
       g_mutex_lock (&pm->lock);
-      cs_glue_adam_reset (pm->model);
-      cs_glue_params_get (pm->model, epoch_params);
+      cs_model_adam_reset (pm->model);
+      memcpy (epoch_params, cs_model_params (pm->model), n_params * sizeof (float));
       g_mutex_unlock (&pm->lock);
     }
 
@@ -511,7 +500,7 @@ cs_adapt_run (CsPipelineModel *pm, GPtrArray *cases, const CsAdaptOptions *optio
               AdaptItem *it = &g_array_index (a.items, AdaptItem, order[start + b]);
               float *img = batch_images + (gsize) b * HW;
               if (o->augment)
-                cs_glue_augment (img, it->image, a.S, a.S, rng);
+                cs_train_augment (img, it->image, a.S, a.S, rng);
               else
                 memcpy (img, it->image, HW * sizeof (float));
               cs_adapt_mask_item (&plan, it->is_roi, it->base, it->patch_eu, it->excluded, a.N,
@@ -521,10 +510,14 @@ cs_adapt_run (CsPipelineModel *pm, GPtrArray *cases, const CsAdaptOptions *optio
           double loss = 0, li = 0, le = 0;
           gint64 t_step = g_get_monotonic_time ();
           g_mutex_lock (&pm->lock);
-          ok = cs_glue_forward (pm->model, batch_images, batch_states, nb, TRUE, NULL, &loss,
-                                &li, &le, &failure);
+          CsBatch batch = { nb, batch_images, batch_states };
+          CsForwardOut out = { 0 };
+          ok = cs_model_forward_backward (pm->model, &batch, TRUE, &out, &failure);
           if (ok)
-            cs_glue_adam_step (pm->model, lr);
+            {
+              loss = out.loss, li = out.loss_img, le = out.loss_edge;
+              cs_model_adam_step (pm->model, lr);
+            }
           g_mutex_unlock (&pm->lock);
           if (!ok)
             break;
@@ -546,7 +539,7 @@ cs_adapt_run (CsPipelineModel *pm, GPtrArray *cases, const CsAdaptOptions *optio
       a.images_trained += n_images;
       a.epochs_done = epoch + 1;
       g_mutex_lock (&pm->lock);
-      cs_glue_params_get (pm->model, epoch_params);
+      memcpy (epoch_params, cs_model_params (pm->model), n_params * sizeof (float));
       g_mutex_unlock (&pm->lock);
       double elapsed = (g_get_monotonic_time () - t_start) / 1e6;
       CsAdaptProgress pr = { 0 };
@@ -588,7 +581,8 @@ cs_adapt_run (CsPipelineModel *pm, GPtrArray *cases, const CsAdaptOptions *optio
     {
       /* Back to the last completed epoch (the weights a checkpoint holds). */
       g_mutex_lock (&pm->lock);
-      cs_glue_params_set (pm->model, epoch_params);
+      memcpy (cs_model_params (pm->model), epoch_params, n_params * sizeof (float));
+      cs_model_host_changed (pm->model);
       g_mutex_unlock (&pm->lock);
     }
   else

@@ -1,7 +1,7 @@
 /* cs-mc.c: Monte-Carlo inference of one slice through the network (see cs-mc.h). */
 #include "engine/cs-mc.h"
 #include "engine/cs-detect.h"
-#include "engine/cs-model-glue.h"
+#include "engine/cs-model.h"
 
 #include <string.h>
 
@@ -10,8 +10,7 @@ cs_mc_infer (CsModel *model, const float *image, const guint8 *roi_mask, int k,
              CsMcScheduleKind kind, guint64 seed, GCancellable *cancellable, float *mean,
              float *eu, float *au, int *counts, CsMcStats *stats, GError **error)
 {
-  CsModelGeometry geo;
-  cs_glue_model_geometry (model, &geo);
+  const CsModelConfig geo = *cs_model_get_config (model);
   int S = geo.img_size, P = geo.patch, G = S / P, N = G * G, PP = P * P;
   gsize HW = (gsize) S * S;
 
@@ -53,8 +52,10 @@ cs_mc_infer (CsModel *model, const float *image, const guint8 *roi_mask, int k,
     memcpy (images + (gsize) b * HW, image, HW * sizeof (float));
   g_autofree float *pred = g_new (float, (gsize) B * N * PP);
   gint64 t0 = g_get_monotonic_time ();
-  if (!cs_glue_forward (model, images, schedule->states, B, FALSE, pred, NULL, NULL, NULL,
-                        error))
+  CsBatch batch = { B, images, schedule->states };
+  CsForwardOut out = { 0 };
+  out.pred_img = pred;
+  if (!cs_model_forward_backward (model, &batch, FALSE, &out, error))
     {
       cs_mc_schedule_free (schedule);
       return FALSE;

@@ -433,6 +433,16 @@ cs_model_set_adam_step (CsModel *model, long step)
 }
 
 void
+cs_model_adam_reset (CsModel *model)
+{
+  size_t n = cs_model_n_params (model);
+  memset (cs_model_adam_m (model), 0, n * sizeof (float));
+  memset (cs_model_adam_v (model), 0, n * sizeof (float));
+  cs_model_host_changed (model);
+  model->step = 0;
+}
+
+void
 cs_model_adam_step (CsModel *model, float lr)
 {
   CsBackend *be = model->be;

@@ -104,6 +104,8 @@ gboolean cs_model_set_tensor (CsModel *model, const char *name, const float *dat
 /* Adam's step count (number of steps taken; the next step is count + 1). */
 long   cs_model_get_adam_step (const CsModel *model);
 void   cs_model_set_adam_step (CsModel *model, long step);
+/* A fresh optimiser: m = v = 0, step count 0 (adaptation starts this way). */
+void   cs_model_adam_reset    (CsModel *model);
 
 /* One batch. patch_state [B, N_patches]: 0 visible, 1 masked, 2 dropped. The ROI masks
  * enter only through it (cs_patch_roi_from_mask + cs_patch_state_random below make one

@@ -4,7 +4,7 @@
 #include "engine/cs-backend.h"
 #include "engine/cs-mc.h"
 #include "engine/cs-metrics.h"
-#include "engine/cs-model-glue.h"
+#include "engine/cs-model-file.h"
 #include "engine/cs-pipeline-private.h"
 #include "io/cs-paths.h"
 #include "io/cs-sidecar.h"
@@ -74,7 +74,7 @@ cs_pipeline_model_load (const char *path, const char *backend, int n_threads, GE
                    "backend %s is not available: %s", name, reason ? reason : "no reason given");
       return NULL;
     }
-  CsModel *model = cs_glue_model_load (path, be, error);
+  CsModel *model = cs_model_load (path, be, error);
   if (model == NULL)
     {
       cs_backend_close (be);
@@ -94,7 +94,7 @@ cs_pipeline_model_free (CsPipelineModel *model)
 {
   if (model == NULL)
     return;
-  cs_glue_model_free (model->model);
+  cs_model_free (model->model);
   cs_backend_close (model->backend);
   g_mutex_clear (&model->lock);
   g_free (model->backend_note);
@@ -123,15 +123,13 @@ cs_pipeline_model_backend_note (const CsPipelineModel *model)
 int
 cs_pipeline_model_img_size (const CsPipelineModel *model)
 {
-  CsModelGeometry geo;
-  cs_glue_model_geometry (model->model, &geo);
-  return geo.img_size;
+  return cs_model_get_config (model->model)->img_size;
 }
 
 char *
 cs_pipeline_model_config_json (const CsPipelineModel *model)
 {
-  return cs_glue_config_json (model->model);
+  return cs_model_config_to_json (cs_model_get_config (model->model));
 }
 
 CsPipelineModel *
@@ -147,7 +145,9 @@ cs_pipeline_model_new_preset (const char *preset, const char *backend, int n_thr
                    "backend %s is not available: %s", name, reason ? reason : "no reason given");
       return NULL;
     }
-  CsModel *model = cs_glue_model_new_preset (preset, be, seed, error);
+  CsModelConfig config;
+  CsModel *model = cs_model_config_preset (preset, &config, error)
+                   ? cs_model_new (&config, be, seed, error) : NULL;
   if (model == NULL)
     {
       cs_backend_close (be);
@@ -167,7 +167,7 @@ cs_pipeline_model_save (CsPipelineModel *model, const char *path, const char *co
                         GError **error)
 {
   g_mutex_lock (&model->lock);
-  gboolean ok = cs_glue_model_save (model->model, path, extra, error);
+  gboolean ok = cs_model_save (model->model, NULL, path, extra, error);
   g_mutex_unlock (&model->lock);
   return ok;
 }

@@ -4,7 +4,7 @@
  * precision), with EU the population variance and AU = |image - mean| on the ROI. */
 #include "engine/cs-backend.h"
 #include "engine/cs-mc.h"
-#include "engine/cs-model-glue.h"
+#include "engine/cs-model.h"
 
 #include <math.h>
 #include <string.h>
@@ -34,7 +34,10 @@ fixture_setup (Fixture *f, gconstpointer data)
   g_autofree char *json = g_strdup_printf (config_json, margin);
   g_autoptr (GError) error = NULL;
   f->backend = cs_backend_cpu_new (1);
-  f->model = cs_glue_model_new_config_json (json, f->backend, 7, &error);
+  CsModelConfig config;
+  g_assert_true (cs_model_config_from_json (json, &config, &error));
+  g_assert_no_error (error);
+  f->model = cs_model_new (&config, f->backend, 7, &error);
   g_assert_no_error (error);
   for (int y = 0; y < S; y++)
     for (int x = 0; x < S; x++)
@@ -48,7 +51,7 @@ fixture_setup (Fixture *f, gconstpointer data)
 static void
 fixture_teardown (Fixture *f, gconstpointer data)
 {
-  cs_glue_model_free (f->model);
+  cs_model_free (f->model);
   cs_backend_close (f->backend);
 }
 
@@ -129,8 +132,10 @@ check_against_single_passes (Fixture *f, CsMcScheduleKind kind, int k, int margi
   for (int b = 0; b < s->n_passes; b++)
     {
       const guint8 *st = s->states + (gsize) b * N;
-      g_assert_true (cs_glue_forward (f->model, f->image, st, 1, FALSE, pred, NULL, NULL, NULL,
-                                      &error));
+      CsBatch batch = { 1, f->image, st };
+      CsForwardOut out = { 0 };
+      out.pred_img = pred;
+      g_assert_true (cs_model_forward_backward (f->model, &batch, FALSE, &out, &error));
       for (int p = 0; p < N; p++)
         {
           if (!s->counted[(gsize) b * N + p])
