@@ -51,7 +51,6 @@ typedef struct
   CsAdaptOptions options;
   gboolean quiet;
   GCancellable *cancellable;
-  GMainLoop *loop;
   CsAdaptResult result;
   gboolean ok;
   GError *error;
@@ -83,31 +82,12 @@ on_epoch (const CsAdaptProgress *p, gpointer user_data)
   return TRUE;
 }
 
-static gboolean
-quit_loop (gpointer data)
-{
-  g_main_loop_quit (data);
-  return G_SOURCE_REMOVE;
-}
-
-static gpointer
-adapt_thread (gpointer data)
+static void
+adapt_work (gpointer data)
 {
   AdaptJob *job = data;
   job->ok = cs_adapt_run (job->model, job->cases, &job->options, on_epoch, job,
                           job->cancellable, &job->result, &job->error);
-  g_main_context_invoke (NULL, quit_loop, job->loop);
-  return NULL;
-}
-
-static gboolean
-on_interrupt (gpointer data)
-{
-  AdaptJob *job = data;
-  if (!g_cancellable_is_cancelled (job->cancellable))
-    fprintf (stderr, "\nadapt: interrupted: stopping after the current batch...\n");
-  g_cancellable_cancel (job->cancellable);
-  return G_SOURCE_CONTINUE;
 }
 
 int
@@ -262,14 +242,7 @@ cs_cli_adapt (int argc, char **argv)
   job.model = model;
   job.cases = cases;
   job.cancellable = g_cancellable_new ();
-  job.loop = g_main_loop_new (NULL, FALSE);
-  guint sigint = g_unix_signal_add (SIGINT, on_interrupt, &job);
-  guint sigterm = g_unix_signal_add (SIGTERM, on_interrupt, &job);
-  GThread *thread = g_thread_new ("adapt", adapt_thread, &job);
-  g_main_loop_run (job.loop);
-  g_thread_join (thread);
-  g_source_remove (sigint);
-  g_source_remove (sigterm);
+  cs_cli_run_cancellable ("adapt", adapt_work, &job, job.cancellable);
 
   int status = 0;
   gboolean cancelled = !job.ok && g_error_matches (job.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
@@ -300,6 +273,5 @@ cs_cli_adapt (int argc, char **argv)
     }
   g_clear_error (&job.error);
   g_object_unref (job.cancellable);
-  g_main_loop_unref (job.loop);
   return status;
 }

@@ -137,7 +137,6 @@ typedef struct
   CsTrainOptions options;
   gboolean quiet;
   GCancellable *cancellable;
-  GMainLoop *loop;
   /* written by the training thread, read once it has finished */
   float *epoch_params;      /* weights after the last completed epoch */
   int epochs_done;
@@ -181,31 +180,12 @@ on_epoch (const CsTrainProgress *progress, gpointer user_data)
   return TRUE;
 }
 
-static gboolean
-quit_loop (gpointer data)
-{
-  g_main_loop_quit (data);
-  return G_SOURCE_REMOVE;
-}
-
-static gpointer
-train_thread (gpointer data)
+static void
+train_work (gpointer data)
 {
   PretrainJob *job = data;
   job->ok = cs_train_pretrain (job->model, job->slices, job->n_slices, &job->options, on_epoch,
                                job, job->cancellable, &job->error);
-  g_main_context_invoke (NULL, quit_loop, job->loop);
-  return NULL;
-}
-
-static gboolean
-on_interrupt (gpointer data)
-{
-  PretrainJob *job = data;
-  if (!g_cancellable_is_cancelled (job->cancellable))
-    fprintf (stderr, "\npretrain: interrupted: stopping after the current batch...\n");
-  g_cancellable_cancel (job->cancellable);
-  return G_SOURCE_CONTINUE;
 }
 
 /* Writes the model's weights (params: the flat buffer in table order) with the
@@ -387,14 +367,7 @@ cs_cli_pretrain (int argc, char **argv)
   job.options = options;
   job.quiet = quiet;
   job.cancellable = g_cancellable_new ();
-  job.loop = g_main_loop_new (NULL, FALSE);
-  guint sigint = g_unix_signal_add (SIGINT, on_interrupt, &job);
-  guint sigterm = g_unix_signal_add (SIGTERM, on_interrupt, &job);
-  GThread *thread = g_thread_new ("pretrain", train_thread, &job);
-  g_main_loop_run (job.loop);
-  g_thread_join (thread);
-  g_source_remove (sigint);
-  g_source_remove (sigterm);
+  cs_cli_run_cancellable ("pretrain", train_work, &job, job.cancellable);
 
   int status = 0;
   gboolean cancelled = !job.ok && g_error_matches (job.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
@@ -419,7 +392,6 @@ cs_cli_pretrain (int argc, char **argv)
   g_clear_error (&job.error);
   g_free (job.epoch_params);
   g_object_unref (job.cancellable);
-  g_main_loop_unref (job.loop);
   cs_model_free (model);
   cs_backend_close (backend);
   return status;

@@ -2,6 +2,7 @@
 #include "cs-config.h"
 #include "cs-cli.h"
 
+#include <glib-unix.h>
 #include <locale.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +39,56 @@ cs_cli_parse_int (const char *text, int min, int *out)
     return FALSE;
   *out = (int) v;
   return TRUE;
+}
+
+typedef struct
+{
+  const char *command;
+  void (*work) (gpointer data);
+  gpointer data;
+  GCancellable *cancellable;
+  GMainLoop *loop;
+} CancellableRun;
+
+static gboolean
+run_quit_loop (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+run_thread (gpointer data)
+{
+  CancellableRun *run = data;
+  run->work (run->data);
+  g_main_context_invoke (NULL, run_quit_loop, run->loop);
+  return NULL;
+}
+
+static gboolean
+run_interrupted (gpointer data)
+{
+  CancellableRun *run = data;
+  if (!g_cancellable_is_cancelled (run->cancellable))
+    fprintf (stderr, "\n%s: interrupted: stopping after the current batch...\n", run->command);
+  g_cancellable_cancel (run->cancellable);
+  return G_SOURCE_CONTINUE;
+}
+
+void
+cs_cli_run_cancellable (const char *command, void (*work) (gpointer data), gpointer data,
+                        GCancellable *cancellable)
+{
+  CancellableRun run = { command, work, data, cancellable, g_main_loop_new (NULL, FALSE) };
+  guint sigint = g_unix_signal_add (SIGINT, run_interrupted, &run);
+  guint sigterm = g_unix_signal_add (SIGTERM, run_interrupted, &run);
+  GThread *thread = g_thread_new (command, run_thread, &run);
+  g_main_loop_run (run.loop);
+  g_thread_join (thread);
+  g_source_remove (sigint);
+  g_source_remove (sigterm);
+  g_main_loop_unref (run.loop);
 }
 
 static void

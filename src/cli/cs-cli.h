@@ -2,7 +2,7 @@
  * prints its own --help, and returns the process exit status. */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 G_BEGIN_DECLS
 
@@ -20,6 +20,11 @@ int cs_cli_detect   (int argc, char **argv);
 int cs_cli_adapt    (int argc, char **argv);
 int cs_cli_evaluate (int argc, char **argv);
 int cs_cli_export   (int argc, char **argv);
+
+/* Runs WORK (DATA) on a worker thread while this one waits; SIGINT and SIGTERM cancel
+ * CANCELLABLE, with a note naming COMMAND, so the job stops at its next check. */
+void cs_cli_run_cancellable (const char *command, void (*work) (gpointer data), gpointer data,
+                             GCancellable *cancellable);
 
 /* TEXT as a decimal int >= MIN; FALSE (OUT untouched) for anything else. */
 gboolean cs_cli_parse_int (const char *text, int min, int *out);
