@@ -1,6 +1,7 @@
 /* test-annotation: the annotation document: undo/redo against a simple model, the
  * sidecar round trip of every field, failed saves with the recovery file, recovery
  * detection on open, and the GActions the window drives. */
+#include "cs-test-util.h"
 #include "io/cs-annotation.h"
 #include "io/cs-export.h"
 #include "io/cs-centerline.h"
@@ -10,41 +11,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
-#include <linux/fs.h>
 #include <math.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- helpers ---------------------------------------------------------------------- */
-
-static char *
-make_tmp (void)
-{
-  g_autoptr (GError) error = NULL;
-  char *dir = g_dir_make_tmp ("cs-annotation-XXXXXX", &error);
-  g_assert_no_error (error);
-  return dir;
-}
-
-static void
-remove_tree (const char *path)
-{
-  g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
-  const char *name;
-  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-      if (g_file_test (child, G_FILE_TEST_IS_DIR))
-        remove_tree (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
 
 static char *
 read_text (const char *path)
@@ -54,27 +28,6 @@ read_text (const char *path)
   g_file_get_contents (path, &text, NULL, &error);
   g_assert_no_error (error);
   return text;
-}
-
-/* A folder nobody may write into: the immutable flag as root (chmod does not stop root),
- * else mode 0555. FALSE when neither works here. */
-static gboolean
-make_read_only (const char *dir, gboolean on)
-{
-  if (geteuid () != 0)
-    return g_chmod (dir, on ? 0555 : 0755) == 0;
-  int fd = open (dir, O_RDONLY | O_DIRECTORY);
-  if (fd < 0)
-    return FALSE;
-  int flags = 0;
-  gboolean ok = ioctl (fd, FS_IOC_GETFLAGS, &flags) == 0;
-  if (ok)
-    {
-      flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
-      ok = ioctl (fd, FS_IOC_SETFLAGS, &flags) == 0;
-    }
-  close (fd);
-  return ok;
 }
 
 static CsAnnotation *
@@ -398,7 +351,7 @@ random_session (CsAnnotation *doc, guint32 seed, guint n_steps, gboolean check_d
 static void
 test_undo_redo_random (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-annotation-XXXXXX");
   for (guint32 seed = 1; seed <= 4; seed++)
     {
       g_autofree char *path = g_strdup_printf ("%s/s%u.cordscope.json", dir, seed);
@@ -408,13 +361,13 @@ test_undo_redo_random (void)
       g_assert_cmpint (cs_annotation_get_save_state (doc), ==, CS_SAVE_STATE_DIRTY);
       g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
     }
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 static void
 test_autosave_every_change (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-annotation-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "auto.cordscope.json", NULL);
   g_autoptr (CsAnnotation) doc = open_doc (path);
   random_session (doc, 77, 400, TRUE);
@@ -425,7 +378,7 @@ test_autosave_every_change (void)
   g_autoptr (GError) error = NULL;
   g_autoptr (CsSidecar) previous = cs_sidecar_load (bak, &error);
   g_assert_no_error (error);
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 /* ---- round trip ------------------------------------------------------------------- */
@@ -456,7 +409,7 @@ fill_every_field (CsAnnotation *doc)
 static void
 test_round_trip (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-annotation-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "rt.cordscope.json", NULL);
   g_autoptr (CsAnnotation) doc = open_doc (path);
   fill_every_field (doc);
@@ -510,13 +463,13 @@ test_round_trip (void)
   g_autofree char *a = cs_sidecar_to_json (plain);
   g_autofree char *b = cs_sidecar_to_json (s);
   g_assert_cmpstr (a, ==, b);
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 static void
 test_open_errors (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-annotation-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "bad.cordscope.json", NULL);
   g_autoptr (GError) error = NULL;
   g_assert_true (g_file_set_contents (path, "{\"schema_version\": 1, \"centerline_width\": -2}",
@@ -538,7 +491,7 @@ test_open_errors (void)
   g_assert_error (error, CS_IO_ERROR, CS_IO_ERROR_FORMAT);
   g_assert_nonnull (strstr (error->message, path));
   g_assert_nonnull (strstr (error->message, bak));
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 /* ---- failed saves and recovery ---------------------------------------------------- */
@@ -552,7 +505,7 @@ count_notify (GObject *object, GParamSpec *pspec, gpointer data)
 static void
 test_read_only_folder (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-annotation-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "ro.cordscope.json", NULL);
   g_autoptr (CsAnnotation) doc = open_doc (path);
   cs_annotation_set_annotator (doc, "jd");
@@ -564,10 +517,10 @@ test_read_only_folder (void)
   g_assert_nonnull (strstr (recovery, "/cordscope/recovery/ro-"));
   g_assert_false (g_file_test (recovery, G_FILE_TEST_EXISTS));
 
-  if (!make_read_only (dir, TRUE))
+  if (!cs_test_make_read_only (dir, TRUE, NULL))
     {
       g_test_skip ("cannot make a read-only folder here (no immutable flag, no chmod)");
-      remove_tree (dir);
+      cs_test_remove_tree (dir);
       return;
     }
   guint state_notifications = 0;
@@ -605,7 +558,7 @@ test_read_only_folder (void)
   g_action_group_activate_action (cs_annotation_get_action_group (doc), "save", NULL);
   g_assert_cmpint (cs_annotation_get_save_state (doc), ==, CS_SAVE_STATE_FAILED);
 
-  g_assert_true (make_read_only (dir, FALSE));
+  g_assert_true (cs_test_make_read_only (dir, FALSE, NULL));
   g_assert_true (cs_annotation_save (doc, &error));
   g_assert_no_error (error);
   g_assert_cmpint (cs_annotation_get_save_state (doc), ==, CS_SAVE_STATE_SAVED);
@@ -616,7 +569,7 @@ test_read_only_folder (void)
   g_assert_cmpint (saved->segments[0].label, ==, CS_SEGMENT_LABEL_NORMAL);
   g_assert_cmpint (saved->segments[1].label, ==, CS_SEGMENT_LABEL_HYPERINTENSE);
   g_assert_cmpint (saved->segments[2].label, ==, CS_SEGMENT_LABEL_UNCERTAIN);
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 /* A full disk (a file-size limit, which binds root too) fails the sidecar and the recovery
@@ -626,7 +579,7 @@ test_full_disk (void)
 {
   if (g_test_subprocess ())
     {
-      g_autofree char *dir = make_tmp ();
+      g_autofree char *dir = cs_test_make_tmp ("cs-annotation-XXXXXX");
       g_autofree char *path = g_build_filename (dir, "full.cordscope.json", NULL);
       g_autoptr (CsAnnotation) doc = open_doc (path);
       g_assert_true (cs_annotation_set_segment_label (doc, 3, CS_SEGMENT_LABEL_NORMAL));
@@ -651,7 +604,7 @@ test_full_disk (void)
       g_assert_no_error (error);
       g_assert_cmpint (saved->segments[4].label, ==, CS_SEGMENT_LABEL_UNCERTAIN);
       g_assert_cmpstr (saved->note, ==, "short");
-      remove_tree (dir);
+      cs_test_remove_tree (dir);
       return;
     }
   g_test_trap_subprocess (NULL, 0, 0);
@@ -672,24 +625,24 @@ set_mtime (const char *path, gint64 seconds_from_now)
 static void
 test_recovery_on_open (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-annotation-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "rec.cordscope.json", NULL);
   g_autofree char *recovery = cs_annotation_recovery_path_for (path);
   {
     g_autoptr (CsAnnotation) doc = open_doc (path);
     cs_annotation_set_annotator (doc, "jd");
     cs_annotation_set_segment_label (doc, 0, CS_SEGMENT_LABEL_NORMAL);
-    if (!make_read_only (dir, TRUE))
+    if (!cs_test_make_read_only (dir, TRUE, NULL))
       {
         g_test_skip ("cannot make a read-only folder here");
-        remove_tree (dir);
+        cs_test_remove_tree (dir);
         return;
       }
     cs_annotation_set_segment_label (doc, 1, CS_SEGMENT_LABEL_HYPERINTENSE);
     double voxel[3] = { 1, 2, 3 };
     cs_annotation_place_disc (doc, 4, voxel);
     g_assert_cmpint (cs_annotation_get_save_state (doc), ==, CS_SAVE_STATE_FAILED);
-    g_assert_true (make_read_only (dir, FALSE));
+    g_assert_true (cs_test_make_read_only (dir, FALSE, NULL));
     /* The app dies here: the document goes without another save. */
   }
   g_assert_true (g_file_test (recovery, G_FILE_TEST_EXISTS));
@@ -769,7 +722,7 @@ test_recovery_on_open (void)
   doc = open_doc (path);
   g_assert_cmpstr (cs_annotation_get_pending_recovery (doc), ==, recovery);
   g_unlink (recovery);
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 /* ---- single behaviours ------------------------------------------------------------ */
@@ -784,7 +737,7 @@ count_changes (CsAnnotation *doc, guint parts, gpointer data)
 static void
 test_commands (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-annotation-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "cmd.cordscope.json", NULL);
   g_autoptr (CsAnnotation) doc = open_doc (path);
   guint seen[2] = { 0, 0 };
@@ -872,7 +825,7 @@ test_commands (void)
   g_autoptr (GArray) d4 = cs_annotation_dup_discs (doc);
   g_assert_cmpuint (d4->len, ==, 1);
   g_assert_cmpfloat (g_array_index (d4, CsDisc, 0).voxel[1], ==, 30.0);
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 /* Bad parameters through an action change nothing; each says why (a warning). */
@@ -882,7 +835,7 @@ test_bad_action_parameters (void)
   if (g_test_subprocess ())
     {
       g_log_set_always_fatal (G_LOG_FATAL_MASK);   /* the warnings are the point here */
-      g_autofree char *dir = make_tmp ();
+      g_autofree char *dir = cs_test_make_tmp ("cs-annotation-XXXXXX");
       g_autofree char *path = g_build_filename (dir, "bad.cordscope.json", NULL);
       g_autoptr (CsAnnotation) doc = open_doc (path);
       GActionGroup *actions = cs_annotation_get_action_group (doc);
@@ -907,7 +860,7 @@ test_bad_action_parameters (void)
       g_autofree char *after = cs_annotation_to_json (doc);
       g_assert_cmpstr (after, ==, before);
       g_assert_cmpstr (cs_annotation_get_undo_label (doc), ==, "Edit the note");
-      remove_tree (dir);
+      cs_test_remove_tree (dir);
       return;
     }
   g_test_trap_subprocess (NULL, 0, 0);
@@ -920,7 +873,7 @@ test_bad_action_parameters (void)
 static void
 test_stale_temp_files (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-annotation-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "t.cordscope.json", NULL);
   g_autofree char *old_temp = g_build_filename (dir, ".t.cordscope.json.AbC123", NULL);
   g_autofree char *new_temp = g_build_filename (dir, ".t.cordscope.json.XyZ789", NULL);
@@ -933,7 +886,7 @@ test_stale_temp_files (void)
   g_assert_false (g_file_test (old_temp, G_FILE_TEST_EXISTS));
   g_assert_true (g_file_test (new_temp, G_FILE_TEST_EXISTS));   /* a live writer's, maybe */
   g_assert_true (g_file_test (other, G_FILE_TEST_EXISTS));
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 /* Iterates the main context until DOC's save state is STATE (or 10 s pass). */
@@ -955,7 +908,7 @@ assert_main_thread (GObject *object, GParamSpec *pspec, gpointer main_thread)
 static void
 test_background_saves (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-annotation-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "bg.cordscope.json", NULL);
   g_autoptr (CsAnnotation) doc = open_doc (path);
   cs_annotation_set_save_in_background (doc, TRUE);
@@ -986,7 +939,7 @@ test_background_saves (void)
   g_assert_cmpstr (saved->note, ==, "background");
 
   /* A read-only folder: failed, kept in the recovery file; writable again: saved. */
-  if (make_read_only (dir, TRUE))
+  if (cs_test_make_read_only (dir, TRUE, NULL))
     {
       g_assert_true (cs_annotation_set_note (doc, "read-only"));
       wait_for_state (doc, CS_SAVE_STATE_FAILED);
@@ -995,7 +948,7 @@ test_background_saves (void)
                                                     &error);
       g_assert_no_error (error);
       g_assert_cmpstr (kept->note, ==, "read-only");
-      g_assert_true (make_read_only (dir, FALSE));
+      g_assert_true (cs_test_make_read_only (dir, FALSE, NULL));
       g_assert_true (cs_annotation_set_note (doc, "writable"));
       /* Failed stays on screen until the retry has succeeded. */
       g_assert_cmpint (cs_annotation_get_save_state (doc), ==, CS_SAVE_STATE_FAILED);
@@ -1025,7 +978,7 @@ test_background_saves (void)
   g_assert_cmpstr (flushed->note, ==, "after the request");
   g_assert_cmpint (cs_annotation_get_save_state (doc), ==, CS_SAVE_STATE_SAVED);
   cs_annotation_set_save_in_background (doc, FALSE);
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 static void
@@ -1045,7 +998,7 @@ sort_doubles (double *v, int n)
 static void
 test_action_time (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-annotation-XXXXXX");
   for (int background = 0; background <= 1; background++)
     {
       g_autofree char *path = g_strdup_printf ("%s/time%d.cordscope.json", dir, background);
@@ -1080,13 +1033,13 @@ test_action_time (void)
       if (background)
         cs_annotation_set_save_in_background (doc, FALSE);
     }
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 static void
 test_next_disc (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-annotation-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "nd.cordscope.json", NULL);
   g_autoptr (CsAnnotation) doc = open_doc (path);
   g_assert_cmpint (cs_annotation_next_disc (doc), ==, 3);
@@ -1107,7 +1060,7 @@ test_next_disc (void)
   g_assert_cmpint (cs_annotation_next_disc (doc), ==, 3);
   cs_annotation_delete_disc (doc, 6);
   g_assert_cmpint (cs_annotation_next_disc (doc), ==, 3);
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 /* Labels out through the dataset CSV and into another case's document: the same labels,
@@ -1115,7 +1068,7 @@ test_next_disc (void)
 static void
 test_csv_into_document (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-annotation-XXXXXX");
   g_autofree char *a_path = g_build_filename (dir, "a.cordscope.json", NULL);
   g_autofree char *b_path = g_build_filename (dir, "b.cordscope.json", NULL);
   g_autofree char *csv = g_build_filename (dir, "labels.csv", NULL);
@@ -1150,7 +1103,7 @@ test_csv_into_document (void)
   g_assert_true (cs_annotation_undo (b));
   g_assert_cmpuint (cs_sidecar_n_labelled (sb), ==, 0);
   g_assert_false (cs_annotation_can_undo (b));
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 static void
@@ -1215,7 +1168,7 @@ test_worklist (void)
 static void
 test_case_centerline_and_discs (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-annotation-XXXXXX");
   CsPhantomOptions options;
   cs_phantom_options_init (&options);
   options.size = CS_PHANTOM_SIZE_SMALL;
@@ -1338,7 +1291,7 @@ test_case_centerline_and_discs (void)
       if (d->value == 5)
         g_assert_cmpfloat (d->voxel[1], ==, d5->voxel[1] + 3);
     }
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 int

@@ -1,34 +1,13 @@
 /* test-export: dataset CSV export and import (same labels back, clear errors), SCT disc
  * labels read back by our own reader, the JSON dataset. (nibabel reads the disc labels in
  * test_disc_export.py.) */
+#include "cs-test-util.h"
 #include "io/cs-export.h"
 
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
-
-static char *
-make_tmp (void)
-{
-  g_autoptr (GError) error = NULL;
-  char *dir = g_dir_make_tmp ("cs-export-XXXXXX", &error);
-  g_assert_no_error (error);
-  return dir;
-}
-
-static void
-remove_tree (const char *path)
-{
-  g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
-  const char *name;
-  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-      g_unlink (child);
-    }
-  g_rmdir (path);
-}
 
 static const char *const awkward[] = {
   "", "plain", "comma, inside", "\"quoted\"", "line\nbreak", "crlf\r\nbreak", " leading",
@@ -94,7 +73,7 @@ assert_same_labels (GPtrArray *a, GPtrArray *b)
 static void
 test_csv_round_trip (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-export-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "dataset.csv", NULL);
   GRand *rand = g_rand_new_with_seed (7);
   g_autoptr (GPtrArray) cases = random_cases (rand, 40);
@@ -144,7 +123,7 @@ test_csv_round_trip (void)
   g_assert_no_error (error);
   assert_same_labels (simple, simple_back);
   g_rand_free (rand);
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 static void
@@ -246,7 +225,7 @@ oblique_image (void)
 static void
 test_disc_labels (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-export-XXXXXX");
   g_autoptr (CsVolume) image = oblique_image ();
   g_autoptr (GArray) discs = g_array_new (FALSE, TRUE, sizeof (CsDisc));
   for (int v = 3; v <= 8; v++)
@@ -302,13 +281,13 @@ test_disc_labels (void)
   g_assert_error (error, CS_IO_ERROR, CS_IO_ERROR_GEOMETRY);
   g_assert_nonnull (strstr (error->message, "same voxel"));
   g_assert_false (g_file_test (bad, G_FILE_TEST_EXISTS));
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 static void
 test_json (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-export-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "dataset.json", NULL);
   GRand *rand = g_rand_new_with_seed (3);
   g_autoptr (GPtrArray) cases = random_cases (rand, 5);
@@ -349,7 +328,7 @@ test_json (void)
         }
     }
   g_rand_free (rand);
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 int

@@ -1,4 +1,5 @@
 /* test-case: case discovery in flat folders and BIDS trees built in a temp folder. */
+#include "cs-test-util.h"
 #include "io/cs-case.h"
 
 #include <glib/gstdio.h>
@@ -28,36 +29,9 @@ assert_path (const char *path, const char *root, const char *relpath)
 }
 
 static void
-remove_tree (const char *path)
-{
-  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
-    {
-      g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
-      const char *name;
-      while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-        {
-          g_autofree char *child = g_build_filename (path, name, NULL);
-          remove_tree (child);
-        }
-      g_rmdir (path);
-    }
-  else
-    g_unlink (path);
-}
-
-static char *
-make_tmp (void)
-{
-  g_autoptr (GError) error = NULL;
-  char *dir = g_dir_make_tmp ("cs-case-XXXXXX", &error);
-  g_assert_no_error (error);
-  return dir;
-}
-
-static void
 test_flat_folder (void)
 {
-  g_autofree char *root = make_tmp ();
+  g_autofree char *root = cs_test_make_tmp ("cs-case-XXXXXX");
   const char *files[] = {
     "a.nii.gz", "a_seg.nii.gz", "a_labels-disc.nii.gz", "a_lesion.nii.gz", "a_truth.json",
     "a_labels-vert.nii.gz", "a_levels.nii.gz", "a.cordscope.json",
@@ -105,13 +79,13 @@ test_flat_folder (void)
   CsCase *e = cases->pdata[4];
   assert_path (e->image_path, root, "sub/e.nii.gz");
   assert_path (e->seg_path, root, "sub/e_seg.nii.gz");
-  remove_tree (root);
+  cs_test_remove_tree (root);
 }
 
 static void
 test_bids_tree (void)
 {
-  g_autofree char *root = make_tmp ();
+  g_autofree char *root = cs_test_make_tmp ("cs-case-XXXXXX");
   const char *files[] = {
     "dataset_description.json",
     "sub-01/anat/sub-01_T2w.nii.gz",
@@ -181,13 +155,13 @@ test_bids_tree (void)
                "derivatives/labels/sub-02/ses-1/anat/sub-02_ses-1_T2w_label-SC_seg.nii.gz");
   assert_path (alone->sidecar_target, root,
                "sub-02/ses-1/anat/sub-02_ses-1_T2w.cordscope.json");
-  remove_tree (root);
+  cs_test_remove_tree (root);
 }
 
 static void
 test_single_file (void)
 {
-  g_autofree char *root = make_tmp ();
+  g_autofree char *root = cs_test_make_tmp ("cs-case-XXXXXX");
   touch (root, "scan_T2w.nii.gz");
   touch (root, "scan_T2w_seg.nii.gz");
   touch (root, "scan_T2w_labels-vert.nii.gz");
@@ -202,13 +176,13 @@ test_single_file (void)
   assert_path (c->seg_path, root, "scan_T2w_seg.nii.gz");
   assert_path (c->vert_labels_path, root, "scan_T2w_labels-vert.nii.gz");
   g_assert_null (c->discs_path);   /* vertebral labels are never disc labels */
-  remove_tree (root);
+  cs_test_remove_tree (root);
 }
 
 static void
 test_errors (void)
 {
-  g_autofree char *root = make_tmp ();
+  g_autofree char *root = cs_test_make_tmp ("cs-case-XXXXXX");
   g_autoptr (GError) error = NULL;
 
   g_autofree char *missing = g_build_filename (root, "nothing-here", NULL);
@@ -233,7 +207,7 @@ test_errors (void)
   g_assert_error (error, CS_IO_ERROR, CS_IO_ERROR_OPEN);
   g_assert_nonnull (strstr (error->message, "notes.txt"));
   g_assert_nonnull (strstr (error->message, "NIfTI"));
-  remove_tree (root);
+  cs_test_remove_tree (root);
 }
 
 static void

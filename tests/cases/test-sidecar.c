@@ -1,40 +1,14 @@
 /* test-sidecar: NAME.cordscope.json round trip, validation and atomic writing. */
+#include "cs-test-util.h"
 #include "io/cs-sidecar.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
-#include <linux/fs.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
-
-static char *
-make_tmp (void)
-{
-  g_autoptr (GError) error = NULL;
-  char *dir = g_dir_make_tmp ("cs-sidecar-XXXXXX", &error);
-  g_assert_no_error (error);
-  return dir;
-}
-
-static void
-remove_tree (const char *path)
-{
-  g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
-  const char *name;
-  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-      if (g_file_test (child, G_FILE_TEST_IS_DIR))
-        remove_tree (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
 
 static gint
 compare_strings (gconstpointer a, gconstpointer b)
@@ -130,7 +104,7 @@ assert_same_sidecar (const CsSidecar *a, const CsSidecar *b)
 static void
 test_round_trip (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-sidecar-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "case-007.cordscope.json", NULL);
   g_autofree char *bak = g_strconcat (path, ".bak", NULL);
   g_autoptr (CsSidecar) s = example_sidecar ();
@@ -170,7 +144,7 @@ test_round_trip (void)
   g_assert_no_error (error);
   g_assert_cmpint (again->segments[3].label, ==, CS_SEGMENT_LABEL_NORMAL);
   g_assert_cmpstr (again->segments[3].annotator, ==, "ben");
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 /* Parses TEXT and expects error CODE whose message holds the source name and NEEDLE. */
@@ -235,7 +209,7 @@ test_invalid (void)
 static void
 test_corrupt_file (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-sidecar-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "cut.cordscope.json", NULL);
   g_autoptr (CsSidecar) s = example_sidecar ();
   g_autofree char *text = cs_sidecar_to_json (s);
@@ -251,38 +225,13 @@ test_corrupt_file (void)
   g_assert_null (cs_sidecar_load (missing, &error));
   g_assert_error (error, CS_IO_ERROR, CS_IO_ERROR_OPEN);
   g_assert_nonnull (strstr (error->message, missing));
-  remove_tree (dir);
-}
-
-/* Makes DIR refuse new entries. Root ignores mode bits, so as root the folder is made
- * immutable (FS_IOC_SETFLAGS, as chattr +i does); returns FALSE when neither works. */
-static gboolean
-make_read_only (const char *dir, gboolean on, const char **how)
-{
-  if (geteuid () != 0)
-    {
-      *how = "chmod 0555";
-      return g_chmod (dir, on ? 0555 : 0755) == 0;
-    }
-  *how = "immutable flag (chattr +i)";
-  int fd = open (dir, O_RDONLY | O_DIRECTORY);
-  if (fd < 0)
-    return FALSE;
-  int flags = 0;
-  gboolean ok = ioctl (fd, FS_IOC_GETFLAGS, &flags) == 0;
-  if (ok)
-    {
-      flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
-      ok = ioctl (fd, FS_IOC_SETFLAGS, &flags) == 0;
-    }
-  close (fd);
-  return ok;
+  cs_test_remove_tree (dir);
 }
 
 static void
 test_read_only_folder (void)
 {
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-sidecar-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "ro.cordscope.json", NULL);
   g_autoptr (CsSidecar) s = example_sidecar ();
   g_autoptr (GError) error = NULL;
@@ -290,12 +239,12 @@ test_read_only_folder (void)
   g_autofree char *before = read_text (path);
 
   const char *how = NULL;
-  if (make_read_only (dir, TRUE, &how))
+  if (cs_test_make_read_only (dir, TRUE, &how))
     {
       g_test_message ("read-only folder made with %s", how);
       s->artifact = FALSE;
       gboolean saved = cs_sidecar_save (s, path, &error);
-      make_read_only (dir, FALSE, &how);
+      cs_test_make_read_only (dir, FALSE, &how);
       g_assert_false (saved);
       g_assert_error (error, CS_IO_ERROR, CS_IO_ERROR_OPEN);
       g_test_message ("%s", error->message);
@@ -317,7 +266,7 @@ test_read_only_folder (void)
   g_assert_nonnull (strstr (error->message, under_file));
   g_autofree char *after = read_text (path);
   g_assert_cmpstr (after, ==, before);
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 /* A full disk, simulated with a file-size limit (works as root too): the write fails
@@ -341,7 +290,7 @@ test_full_disk (void)
       g_printerr ("%s\n", error->message);
       return;
     }
-  g_autofree char *dir = make_tmp ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-sidecar-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "full.cordscope.json", NULL);
   g_autoptr (CsSidecar) s = example_sidecar ();
   g_assert_true (cs_sidecar_save (s, path, &error));
@@ -355,7 +304,7 @@ test_full_disk (void)
   g_assert_cmpstr (after, ==, before);
   g_autofree char *listing = dir_listing (dir);
   g_assert_cmpstr (listing, ==, "full.cordscope.json");
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 static void

@@ -2,6 +2,7 @@
  * fallbacks), writing, orientation and sagittal extraction on synthetic volumes whose
  * answers are worked out by hand, and every kind of bad input.
  * Files are written here byte by byte (not through the code under test). */
+#include "cs-test-util.h"
 #include "io/cs-volume.h"
 
 #include <errno.h>
@@ -214,30 +215,6 @@ raw_write (const char *dir, const char *name, const RawNifti *r, const void *dat
     g_assert_true (g_file_set_contents (path, (char *) bytes->data, bytes->len, NULL));
   g_byte_array_unref (bytes);
   return path;
-}
-
-static char *
-make_tmpdir (void)
-{
-  g_autoptr (GError) error = NULL;
-  char *dir = g_dir_make_tmp ("cs-volume-XXXXXX", &error);
-  g_assert_no_error (error);
-  return dir;
-}
-
-static void
-remove_tree (const char *dir)
-{
-  GDir *d = g_dir_open (dir, 0, NULL);
-  const char *n;
-  while (d && (n = g_dir_read_name (d)))
-    {
-      g_autofree char *p = g_build_filename (dir, n, NULL);
-      g_unlink (p);
-    }
-  if (d)
-    g_dir_close (d);
-  g_rmdir (dir);
 }
 
 static int
@@ -477,7 +454,7 @@ fill_raw (int datatype, gsize n, guint8 *buf)
 static void
 test_read_datatypes_and_scaling (void)
 {
-  g_autofree char *dir = make_tmpdir ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-volume-XXXXXX");
   const int nx = 5, ny = 4, nz = 3;
   const gsize n = (gsize) nx * ny * nz;
   guint8 buf[60 * 8];
@@ -527,14 +504,14 @@ test_read_datatypes_and_scaling (void)
                                                 + scl[s].want_inter, 1e-5);
               g_unlink (path);
             }
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 /* qform only: 90 degrees about z (quaternion d = sin 45), pixdim (2,3,4), qfac -1 */
 static void
 test_read_qform_and_fallback (void)
 {
-  g_autofree char *dir = make_tmpdir ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-volume-XXXXXX");
   guint8 data[4 * 5 * 6] = { 0 };
   RawNifti r;
 
@@ -594,14 +571,14 @@ test_read_qform_and_fallback (void)
       for (int j = 0; j < 4; j++)
         g_assert_cmpfloat_with_epsilon (vol->vox2mm[i][j], want[i][j], 1e-9);
   }
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 /* A 4-D file gives its first volume; a 2-D one a single slice. */
 static void
 test_read_4d_and_2d (void)
 {
-  g_autofree char *dir = make_tmpdir ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-volume-XXXXXX");
   float data[3 * 2 * 2 * 3];
   RawNifti r;
 
@@ -633,7 +610,7 @@ test_read_4d_and_2d (void)
     g_assert_cmpint (vol->volumes_in_file, ==, 1);
     g_assert_cmpfloat (vol->data[11], ==, 11);
   }
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 /* ---- writing ---- */
@@ -641,7 +618,7 @@ test_read_4d_and_2d (void)
 static void
 test_save_roundtrip (void)
 {
-  g_autofree char *dir = make_tmpdir ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-volume-XXXXXX");
   const int dim[3] = { 6, 5, 4 };
   /* exactly representable in float32, so the stored sform is exact */
   const double m[4][4] = { { 0, 0, 1.25, -32.25 }, { -0.5, 0, 0, 31.75 },
@@ -703,13 +680,13 @@ test_save_roundtrip (void)
   }
   /* only the files we asked for: no temporary left over */
   g_assert_cmpint (count_entries (dir), ==, 2 * G_N_ELEMENTS (all_types));
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 static void
 test_save_refuses (void)
 {
-  g_autofree char *dir = make_tmpdir ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-volume-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "out.nii.gz", NULL);
   const int dim[3] = { 3, 3, 3 };
   g_autoptr (CsVolume) vol = cs_volume_new (dim, NULL);
@@ -774,7 +751,7 @@ test_save_refuses (void)
       g_rmdir (ro);
     }
   g_assert_cmpint (count_entries (dir), ==, 1);
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 /* ---- bad input: every case refused with its code, naming the file ---- */
@@ -782,7 +759,7 @@ test_save_refuses (void)
 static void
 test_bad_headers (void)
 {
-  g_autofree char *dir = make_tmpdir ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-volume-XXXXXX");
   guint8 data[4 * 4 * 4 * 4] = { 0 };
   RawNifti r;
 
@@ -836,13 +813,13 @@ test_bad_headers (void)
   BAD_CASE ("analyze-pair.nii", CS_IO_ERROR_FORMAT, ".hdr/.img", r.magic = "ni1");
   BAD_CASE ("no-magic.nii", CS_IO_ERROR_FORMAT, "magic", r.magic = "xyz");
 #undef BAD_CASE
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 static void
 test_bad_files (void)
 {
-  g_autofree char *dir = make_tmpdir ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-volume-XXXXXX");
   guint8 data[8 * 8 * 8 * 2];
   RawNifti r;
 
@@ -904,13 +881,13 @@ test_bad_files (void)
     g_assert_true (g_file_set_contents (path, "x", 1, NULL));
     assert_load_fails (path, CS_IO_ERROR_FORMAT, "NIfTI file name");
   }
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 static void
 test_bad_values (void)
 {
-  g_autofree char *dir = make_tmpdir ();
+  g_autofree char *dir = cs_test_make_tmp ("cs-volume-XXXXXX");
   RawNifti r;
 
   /* three NaN voxels in an image */
@@ -938,7 +915,7 @@ test_bad_values (void)
     g_autofree char *path = raw_write (dir, "scaled.nii", &r, s, sizeof s);
     assert_load_fails (path, CS_IO_ERROR_VALUES, "voxel 1, 1, 0");
   }
-  remove_tree (dir);
+  cs_test_remove_tree (dir);
 }
 
 int
