@@ -10,6 +10,7 @@
 static const CsCliCommand commands[] = {
   { "info", "Print a volume's geometry and the label files found with it (JSON)", cs_cli_info },
   { "phantom", "Make synthetic cervical-spine cases with known lesions", cs_cli_phantom },
+  { "lesion", "Copy a real case with one phantom-model lesion in its cord", cs_cli_lesion },
   { "pretrain", "Pre-train the U2AD masked autoencoder on healthy slices", cs_cli_pretrain },
   { "detect", "Detect T2 hyperintensity per case and segment (U2AD or z-score)", cs_cli_detect },
   { "adapt", "Adapt a U2AD model to a clinical set (EU/AU-guided masking)", cs_cli_adapt },

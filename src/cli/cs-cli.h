@@ -15,6 +15,7 @@ typedef struct
 
 int cs_cli_info     (int argc, char **argv);
 int cs_cli_phantom  (int argc, char **argv);
+int cs_cli_lesion   (int argc, char **argv);
 int cs_cli_pretrain (int argc, char **argv);
 int cs_cli_detect   (int argc, char **argv);
 int cs_cli_adapt    (int argc, char **argv);

@@ -179,6 +179,14 @@ typedef struct
   double s, half_len, side, depth;  /* side: -1 anterior, +1 posterior CSF */
 } CsFlowVoid;
 
+/* The lesion profile at squared normalised radius r (< 1 inside): full contrast in the
+ * core, fading a little towards the rim. Phantoms and inserted lesions share it. */
+static double
+lesion_weight (double r)
+{
+  return r < 0.6 ? 1.0 : 1.0 - 0.4 * (r - 0.6) / 0.4;
+}
+
 typedef struct
 {
   double s, u, x;                  /* centre, u and x relative to the cord's centre */
@@ -513,9 +521,7 @@ scene_sample (const CsScene *sc, double s, double u, double x, CsSample *out)
               double r = ds * ds + dl * dl + dxl * dxl;
               if (r < 1)
                 {
-                  /* full contrast in the core, fading a little towards the rim */
-                  double w = r < 0.6 ? 1.0 : 1.0 - 0.4 * (r - 0.6) / 0.4;
-                  v += w * ls->contrast * (sc->lv.csf - v);
+                  v += lesion_weight (r) * ls->contrast * (sc->lv.csf - v);
                   out->lesion = (gint8) l;
                   break;
                 }
@@ -1590,4 +1596,165 @@ cs_phantom_generate (const CsPhantomOptions *options, const char *dir, guint fir
       return FALSE;
     }
   return TRUE;
+}
+
+/* ---- a lesion inserted into a real case ------------------------------------------- */
+
+static gint
+compare_float_ptr (gconstpointer a, gconstpointer b)
+{
+  float x = *(const float *) a, y = *(const float *) b;
+  return (x > y) - (x < y);
+}
+
+void
+cs_lesion_insert_init (CsLesionInsert *insert)
+{
+  memset (insert, 0, sizeof *insert);
+  insert->length_mm = 12.0;
+  insert->ap_mm = 5.0;
+  insert->lr_mm = 5.0;
+  insert->contrast = 0.3;
+}
+
+/* In place: a voxel becomes 1 where any voxel within radius voxels along each axis is. */
+static void
+dilate_box (guint8 *mask, const int dim[3], int radius)
+{
+  gsize n = (gsize) dim[0] * dim[1] * dim[2];
+  g_autofree guint8 *tmp = g_new (guint8, n);
+  gsize stride[3] = { 1, (gsize) dim[0], (gsize) dim[0] * dim[1] };
+  for (int axis = 0; axis < 3; axis++)
+    {
+      memcpy (tmp, mask, n);
+      for (int k = 0; k < dim[2]; k++)
+        for (int j = 0; j < dim[1]; j++)
+          for (int i = 0; i < dim[0]; i++)
+            {
+              int idx[3] = { i, j, k };
+              gsize at = i + stride[1] * j + stride[2] * k;
+              if (tmp[at])
+                continue;
+              for (int d = -radius; d <= radius && !mask[at]; d++)
+                {
+                  int c = idx[axis] + d;
+                  if (c >= 0 && c < dim[axis] && tmp[at + (gssize) d * (gssize) stride[axis]])
+                    mask[at] = 1;
+                }
+            }
+    }
+}
+
+CsVolume *
+cs_lesion_insert (CsVolume *image, const CsVolume *seg, const CsLesionInsert *insert,
+                  CsLesionInserted *result, GError **error)
+{
+  gsize n = cs_volume_n_voxels (image);
+  if (memcmp (image->dim, seg->dim, sizeof image->dim) != 0)
+    {
+      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_GEOMETRY,
+                   "%s: the cord mask's grid %dx%dx%d is not the image's %dx%dx%d",
+                   seg->path ? seg->path : "cord mask", seg->dim[0], seg->dim[1], seg->dim[2],
+                   image->dim[0], image->dim[1], image->dim[2]);
+      return NULL;
+    }
+  if (!(insert->contrast > 0.0 && insert->contrast <= 1.0) || !(insert->length_mm > 0.0)
+      || !(insert->ap_mm > 0.0) || !(insert->lr_mm > 0.0))
+    {
+      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_VALUES,
+                   "lesion: contrast must be in (0, 1] and the sizes positive");
+      return NULL;
+    }
+
+  /* The cord, its intensity and the CSF's: the 95th percentile of a 4 mm shell around the
+   * cord, as bright CSF is what a T2 hyperintensity tends to. */
+  g_autofree guint8 *cord = g_new0 (guint8, n);
+  g_autofree guint8 *shell = g_new0 (guint8, n);
+  double centre[3] = { 0, 0, 0 };
+  gsize n_cord = 0;
+  for (int k = 0; k < image->dim[2]; k++)
+    for (int j = 0; j < image->dim[1]; j++)
+      for (int i = 0; i < image->dim[0]; i++)
+        {
+          gsize at = ((gsize) k * image->dim[1] + j) * image->dim[0] + i;
+          if (seg->data[at] > 0.5f)
+            {
+              cord[at] = shell[at] = 1;
+              centre[0] += i, centre[1] += j, centre[2] += k;
+              n_cord++;
+            }
+        }
+  if (n_cord == 0)
+    {
+      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_GEOMETRY, "%s: the cord mask is empty",
+                   seg->path ? seg->path : "cord mask");
+      return NULL;
+    }
+  int radius = MAX (1, (int) lround (4.0 / MIN (image->pixdim[0],
+                                                MIN (image->pixdim[1], image->pixdim[2]))));
+  dilate_box (shell, image->dim, radius);
+  g_autoptr (GArray) around = g_array_new (FALSE, FALSE, sizeof (float));
+  for (gsize at = 0; at < n; at++)
+    if (shell[at] && !cord[at] && isfinite (image->data[at]))
+      g_array_append_val (around, image->data[at]);
+  if (around->len == 0)
+    {
+      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_GEOMETRY,
+                   "%s: no image around the cord to take the CSF level from",
+                   image->path ? image->path : "image");
+      return NULL;
+    }
+  g_array_sort (around, (GCompareFunc) compare_float_ptr);
+  double csf = g_array_index (around, float, (gsize) (0.95 * (around->len - 1)));
+
+  double c_vox[3];
+  for (int a = 0; a < 3; a++)
+    c_vox[a] = insert->have_centre ? insert->centre_vox[a] : centre[a] / n_cord;
+  double c_mm[3];
+  for (int r = 0; r < 3; r++)
+    c_mm[r] = image->vox2mm[r][0] * c_vox[0] + image->vox2mm[r][1] * c_vox[1]
+              + image->vox2mm[r][2] * c_vox[2] + image->vox2mm[r][3];
+  /* Semi-axes along the world's x (left-right), y (anterior-posterior), z (superior). */
+  double semi[3] = { insert->lr_mm / 2, insert->ap_mm / 2, insert->length_mm / 2 };
+
+  CsVolume *lesion = cs_volume_new_like (image);
+  gsize n_lesion = 0;
+  for (int k = 0; k < image->dim[2]; k++)
+    for (int j = 0; j < image->dim[1]; j++)
+      for (int i = 0; i < image->dim[0]; i++)
+        {
+          gsize at = ((gsize) k * image->dim[1] + j) * image->dim[0] + i;
+          if (!cord[at])
+            continue;
+          double r = 0.0;
+          for (int w = 0; w < 3; w++)
+            {
+              double p = image->vox2mm[w][0] * i + image->vox2mm[w][1] * j
+                         + image->vox2mm[w][2] * k + image->vox2mm[w][3];
+              double d = (p - c_mm[w]) / semi[w];
+              r += d * d;
+            }
+          if (r >= 1.0)
+            continue;
+          float v = image->data[at];
+          image->data[at] = (float) (v + lesion_weight (r) * insert->contrast * (csf - v));
+          lesion->data[at] = 1.0f;
+          n_lesion++;
+        }
+  if (n_lesion == 0)
+    {
+      cs_volume_free (lesion);
+      g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_GEOMETRY,
+                   "lesion: no cord voxel lies within the lesion at voxel (%.1f, %.1f, %.1f)",
+                   c_vox[0], c_vox[1], c_vox[2]);
+      return NULL;
+    }
+  if (result)
+    {
+      memcpy (result->centre_vox, c_vox, sizeof c_vox);
+      memcpy (result->centre_mm, c_mm, sizeof c_mm);
+      result->csf_level = csf;
+      result->voxels = n_lesion;
+    }
+  return lesion;
 }

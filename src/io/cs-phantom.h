@@ -98,4 +98,30 @@ gboolean       cs_phantom_generate      (const CsPhantomOptions *options, const 
                                          guint first, guint count, guint n_threads,
                                          GError **error);
 
+/* One lesion of the phantoms' model (an ellipsoid with their profile, each voxel moved
+ * contrast of the way from its value towards the CSF level) put into a real case's cord:
+ * only voxels of the cord mask change. Axes follow the world (RAS): length along
+ * superior-inferior, ap along anterior-posterior, lr along left-right. */
+typedef struct
+{
+  double length_mm, ap_mm, lr_mm;   /* full axes (12, 5, 5) */
+  double contrast;                  /* 0 < c <= 1 (0.3) */
+  gboolean have_centre;             /* FALSE: the cord mask's centroid */
+  double centre_vox[3];
+} CsLesionInsert;
+
+typedef struct
+{
+  double centre_vox[3], centre_mm[3];
+  double csf_level;                 /* 95th percentile of a 4 mm shell around the cord */
+  gsize voxels;                     /* voxels changed (the mask's count) */
+} CsLesionInserted;
+
+void      cs_lesion_insert_init (CsLesionInsert *insert);
+/* Changes image in place and returns the lesion mask (1 inside) on its grid; NULL with an
+ * error naming the file when the masks do not fit or no cord voxel is inside. */
+CsVolume *cs_lesion_insert      (CsVolume *image, const CsVolume *seg,
+                                 const CsLesionInsert *insert, CsLesionInserted *result,
+                                 GError **error);
+
 G_END_DECLS
