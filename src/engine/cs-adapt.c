@@ -76,6 +76,7 @@ typedef struct
   guint8 *base;      /* N: dropped context */
   double *patch_eu;  /* N: EU summed per patch at the latest refresh */
   guint8 *excluded;  /* N: AU components' patches at the latest refresh */
+  guint8 *scored;    /* S*S: what detection scores (cs_scored_cord_mask) */
   gboolean watched;
 } AdaptItem;
 
@@ -89,6 +90,7 @@ adapt_item_clear (gpointer data)
   g_free (it->base);
   g_free (it->patch_eu);
   g_free (it->excluded);
+  g_free (it->scored);
 }
 
 typedef struct
@@ -209,6 +211,7 @@ refresh (Adapt *a, int epoch, gboolean all_items, GCancellable *cancellable, dou
   const CsAdaptOptions *o = a->o;
   gsize HW = (gsize) a->S * a->S;
   g_autofree float *mean = g_new (float, HW), *eu = g_new (float, HW), *au = g_new (float, HW);
+  g_autofree float *residual = g_new (float, HW);
   g_autofree char *dir = g_strdup_printf ("maps/epoch-%04d", epoch);
   JsonObject *entry = json_object_new ();
   JsonArray *watched = json_array_new ();
@@ -235,7 +238,13 @@ refresh (Adapt *a, int epoch, gboolean all_items, GCancellable *cancellable, dou
       if (all_items)
         {
           cs_patch_sums (eu, a->S, a->S, a->P, it->patch_eu);
-          cs_au_exclusion (au, it->roi, a->S, a->S, a->P, 90.0, 2, 3, it->excluded);
+          /* The components kept out of the loss are found on what detection scores, the
+           * positive residual on the cord's interior: on the whole ROI the largest AU
+           * components are the cord's edges against CSF, and keeping those unlearnt
+           * made detection worse, not better (README "Bundled model"). */
+          for (gsize px = 0; px < HW; px++)
+            residual[px] = it->scored[px] ? MAX (it->image[px] - mean[px], 0.0f) : 0.0f;
+          cs_au_exclusion (residual, it->scored, a->S, a->S, a->P, 90.0, 2, 3, it->excluded);
           eu_all += m_eu;
           n_all++;
         }
@@ -340,6 +349,7 @@ collect_items (Adapt *a, GCancellable *cancellable, GError **error)
           cs_context_states (it.is_roi, a->G, a->G, a->margin, it.base);
           it.patch_eu = g_new0 (double, a->N);
           it.excluded = g_new0 (guint8, a->N);
+          it.scored = cs_scored_cord_mask (prep.slice, CS_DETECT_DEFAULT_CORD_INSET_PX);
           it.watched = watch && (slices[s] == centre || (n == 1));
           if (it.watched)
             watch = FALSE;

@@ -53,6 +53,10 @@ gboolean  cs_prepare_slice (const CsCase *cs_case, const CsCaseVolumes *v, int s
 /* Up to n cord slices nearest the default one, sorted (training uses the middle 3). */
 int       cs_middle_cord_slices (const CsVolume *image, const CsVolume *seg, int *slices, int n);
 
+/* The pixels a detection scores on a slice: its cord mask's interior, eroded by inset_px
+ * (cs_cord_interior); g_free. Detection and AU-guided exclusion share it. */
+guint8   *cs_scored_cord_mask (const CsSlice2d *slice, int inset_px);
+
 /* 0/1 mask dilated by a disc of radius r (Euclidean). */
 guint8   *cs_dilate_mask (const float *mask, int size, int r, gsize *n_set);
 

@@ -249,6 +249,18 @@ cs_dilate_mask (const float *mask, int size, int r, gsize *n_set)
   return out;
 }
 
+guint8 *
+cs_scored_cord_mask (const CsSlice2d *slice, int inset_px)
+{
+  gsize HW = (gsize) slice->size * slice->size;
+  g_autofree guint8 *whole = g_new0 (guint8, HW);
+  for (gsize i = 0; i < HW; i++)
+    whole[i] = slice->roi[i] > 0.5f;
+  guint8 *cord = g_new0 (guint8, HW);
+  cs_cord_interior (whole, slice->size, slice->size, inset_px, cord);
+  return cord;
+}
+
 int
 cs_middle_cord_slices (const CsVolume *image, const CsVolume *seg, int *slices, int n)
 {
@@ -536,11 +548,7 @@ cs_pipeline_detect_case (const CsCase *cs_case, CsPipelineModel *model,
   if (options->cord_only)
     {
       /* Lesions lie in the cord: the rim of CSF the ROI adds only carries edge errors. */
-      g_autofree guint8 *whole = g_new0 (guint8, HW);
-      for (gsize i = 0; i < HW; i++)
-        whole[i] = d->slice->roi[i] > 0.5f;
-      cord = g_new0 (guint8, HW);
-      cs_cord_interior (whole, size, size, d->cord_inset_px, cord);
+      cord = cs_scored_cord_mask (d->slice, d->cord_inset_px);
       for (gsize i = 0; i < HW; i++)
         if (!cord[i])
           d->anomaly[i] = 0.0f;
