@@ -219,6 +219,9 @@ update_labels (CsWindow *self)
   gtk_widget_set_sensitive (GTK_WIDGET (self->note_entry), doc != NULL);
   if (doc != NULL && cs_annotation_get_centerline_width (doc) > 0)
     gtk_spin_button_set_value (self->centerline_width, cs_annotation_get_centerline_width (doc));
+  /* The width only matters to the centerline tool, which is for cases without `_seg`. */
+  gtk_widget_set_visible (gtk_widget_get_parent (GTK_WIDGET (self->centerline_width)),
+                          self->loaded == NULL || self->loaded->seg == NULL);
   self->syncing_flags = FALSE;
 
   static const char *const doc_actions[] = {

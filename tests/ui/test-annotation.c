@@ -164,6 +164,9 @@ test_keys_label_undo_redo_on_disk (void)
   CsWindow *window = open_window (work_folder);
   wait_for_load (window);
   g_assert_nonnull (window->annotation);
+  g_assert_nonnull (window->loaded->seg);
+  g_assert_false (gtk_widget_get_visible (
+    gtk_widget_get_parent (GTK_WIDGET (window->centerline_width))));
   g_autofree char *sidecar = g_strdup (cs_annotation_get_path (window->annotation));
   g_assert_true (g_str_has_prefix (sidecar, work_folder));
   g_assert_cmpstr (save_state (window), ==, "saved");
@@ -689,6 +692,9 @@ test_centerline_without_seg (void)
   g_assert_null (window->loaded->seg);
   g_assert_false (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_CORD));
   g_assert_true (window->have_disc_segments);
+  /* The width control is the centerline tool's: shown here, hidden for a case with `_seg`. */
+  GtkWidget *width_row = gtk_widget_get_parent (GTK_WIDGET (window->centerline_width));
+  g_assert_true (gtk_widget_get_visible (width_row));
 
   g_action_group_change_action_state (G_ACTION_GROUP (window), "draw-centerline",
                                       g_variant_new_boolean (TRUE));
