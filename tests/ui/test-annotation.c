@@ -17,6 +17,7 @@
 #include "io/cs-slice2d.h"
 #include "cs-application.h"
 #include "cs-window-private.h"
+#include "cs-ui-test-util.h"
 
 static CsApplication *app;
 static char *work_folder;   /* a copy of the sample: the sidecars are written there */
@@ -750,26 +751,7 @@ test_centerline_without_seg (void)
 int
 main (int argc, char **argv)
 {
-  const char *system_data = g_getenv ("XDG_DATA_DIRS");
-  g_autofree char *system_data_dirs = g_strdup (system_data != NULL && system_data[0] != '\0'
-                                                  ? system_data : "/usr/local/share:/usr/share");
-  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
-  g_setenv ("XDG_DATA_DIRS", system_data_dirs, TRUE);
-
-  if (g_getenv ("DISPLAY") == NULL && g_getenv ("WAYLAND_DISPLAY") == NULL)
-    {
-      g_print ("SKIP: no display (run under xvfb-run)\n");
-      return 77;
-    }
-
-  app = g_object_new (CS_TYPE_APPLICATION,
-                      "application-id", CS_APP_ID,
-                      "flags", G_APPLICATION_HANDLES_OPEN | G_APPLICATION_NON_UNIQUE,
-                      "resource-base-path", "/io/github/cordscope/Cordscope",
-                      NULL);
-  g_autoptr(GError) error = NULL;
-  g_assert_true (g_application_register (G_APPLICATION (app), NULL, &error));
-  g_assert_no_error (error);
+  app = cs_ui_test_init (&argc, &argv);
   g_settings_set_string (cs_application_get_settings (app), "annotator-name", "Test Annotator");
   g_settings_set_string (cs_application_get_settings (app), "detector", "zscore");
   work_folder = copy_sample ();

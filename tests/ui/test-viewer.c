@@ -15,6 +15,7 @@
 #include "io/cs-paths.h"
 #include "cs-application.h"
 #include "cs-window-private.h"
+#include "cs-ui-test-util.h"
 
 static CsApplication *app;
 
@@ -85,43 +86,6 @@ set_overlay (CsWindow *window, CsOverlay overlay, gboolean visible)
   g_action_group_change_action_state (G_ACTION_GROUP (window), name,
                                       g_variant_new_boolean (visible));
   g_assert_cmpint (cs_slice_view_get_overlay_visible (window->slice_view, overlay), ==, visible);
-}
-
-/* The slice view rendered by the window's renderer, BGRA bytes. */
-typedef struct
-{
-  int width, height;
-  gsize stride;
-  guint8 *bgra;
-} Pixels;
-
-static void
-pixels_free (Pixels *p)
-{
-  g_free (p->bgra);
-  g_free (p);
-}
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (Pixels, pixels_free)
-
-static Pixels *
-render_widget (GtkWidget *widget)
-{
-  int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
-  g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new (widget);
-  GtkSnapshot *snapshot = gtk_snapshot_new ();
-  gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), w, h);
-  g_autoptr(GskRenderNode) node = gtk_snapshot_free_to_node (snapshot);
-  g_assert_nonnull (node);
-  GskRenderer *renderer = gtk_native_get_renderer (gtk_widget_get_native (widget));
-  g_autoptr(GdkTexture) texture =
-    gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, w, h));
-  Pixels *p = g_new0 (Pixels, 1);
-  p->width = gdk_texture_get_width (texture);
-  p->height = gdk_texture_get_height (texture);
-  p->stride = (gsize) p->width * 4;
-  p->bgra = g_malloc (p->stride * p->height);
-  gdk_texture_download (texture, p->bgra, p->stride);
-  return p;
 }
 
 /* Hot colours are red-dominant: a grey image pixel has R = G = B. */
@@ -645,27 +609,7 @@ test_actions_have_listed_accelerators (void)
 int
 main (int argc, char **argv)
 {
-  /* Isolated user folders, but the system's data folders: GTK needs its own schemas. */
-  const char *system_data = g_getenv ("XDG_DATA_DIRS");
-  g_autofree char *system_data_dirs = g_strdup (system_data != NULL && system_data[0] != '\0'
-                                                  ? system_data : "/usr/local/share:/usr/share");
-  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
-  g_setenv ("XDG_DATA_DIRS", system_data_dirs, TRUE);
-
-  if (g_getenv ("DISPLAY") == NULL && g_getenv ("WAYLAND_DISPLAY") == NULL)
-    {
-      g_print ("SKIP: no display (run under xvfb-run)\n");
-      return 77;
-    }
-
-  app = g_object_new (CS_TYPE_APPLICATION,
-                      "application-id", CS_APP_ID,
-                      "flags", G_APPLICATION_HANDLES_OPEN | G_APPLICATION_NON_UNIQUE,
-                      "resource-base-path", "/io/github/cordscope/Cordscope",
-                      NULL);
-  g_autoptr(GError) error = NULL;
-  g_assert_true (g_application_register (G_APPLICATION (app), NULL, &error));
-  g_assert_no_error (error);
+  app = cs_ui_test_init (&argc, &argv);
   /* Z-score baseline with its default threshold: the test needs no model. */
   g_settings_set_string (cs_application_get_settings (app), "detector", "zscore");
 
