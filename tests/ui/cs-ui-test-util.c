@@ -65,3 +65,35 @@ grey_at (const Pixels *p, int x, int y)
   const guint8 *px = p->bgra + (gsize) y * p->stride + (gsize) x * 4;
   return (px[0] + px[1] + px[2]) / 3;
 }
+
+void
+iterate_for (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+  while (g_get_monotonic_time () < end)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (1000);
+}
+
+CsWindow *
+open_window (CsApplication *app, const char *path)
+{
+  g_autoptr(GFile) file = g_file_new_for_path (path);
+  g_application_open (G_APPLICATION (app), &file, 1, "");
+  CsWindow *window = CS_WINDOW (gtk_application_get_windows (GTK_APPLICATION (app))->data);
+  gtk_window_set_default_size (GTK_WINDOW (window), 1280, 800);
+  return window;
+}
+
+void
+wait_for_load (CsWindow *window)
+{
+  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  iterate_for (20);
+  while ((cs_window_get_state (window) == CS_WINDOW_STATE_LOADING
+          || window->load_cancellable != NULL)
+         && g_get_monotonic_time () < deadline)
+    iterate_for (5);
+  g_assert_cmpint (cs_window_get_state (window), ==, CS_WINDOW_STATE_SHOWING);
+  iterate_for (300);
+}

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "cs-application.h"
+#include "cs-window-private.h"
 
 #include <gtk/gtk.h>
 
@@ -13,6 +14,14 @@ G_BEGIN_DECLS
  * own schemas); exits 77 (skip) without a display; returns the registered, non-unique
  * application. */
 CsApplication *cs_ui_test_init (int *argc, char ***argv);
+
+/* Runs the main context for ms milliseconds. */
+void      iterate_for   (guint ms);
+/* Opens path in a new window of app at 1280 x 800 and returns it (still loading). */
+CsWindow *open_window   (CsApplication *app, const char *path);
+/* Waits (60 s at most) until window has loaded and shows a case, then a few frames so
+ * that the allocation is final and the views have been drawn. */
+void      wait_for_load (CsWindow *window);
 
 /* The widget as it would be on screen. */
 typedef struct

@@ -22,42 +22,10 @@
 static CsApplication *app;
 static char *work_folder;   /* a copy of the sample: the sidecars are written there */
 
-static void
-iterate_for (guint ms)
-{
-  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
-  while (g_get_monotonic_time () < end)
-    if (!g_main_context_iteration (NULL, FALSE))
-      g_usleep (1000);
-}
-
 static const char *
 cs_window_case_image (CsWindow *window, guint index)
 {
   return ((const CsCase *) g_ptr_array_index (window->cases, index))->image_path;
-}
-
-static CsWindow *
-open_window (const char *path)
-{
-  g_autoptr(GFile) file = g_file_new_for_path (path);
-  g_application_open (G_APPLICATION (app), &file, 1, "");
-  CsWindow *window = CS_WINDOW (gtk_application_get_windows (GTK_APPLICATION (app))->data);
-  gtk_window_set_default_size (GTK_WINDOW (window), 1280, 800);
-  return window;
-}
-
-static void
-wait_for_load (CsWindow *window)
-{
-  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
-  iterate_for (20);
-  while ((cs_window_get_state (window) == CS_WINDOW_STATE_LOADING
-          || window->load_cancellable != NULL)
-         && g_get_monotonic_time () < deadline)
-    iterate_for (5);
-  g_assert_cmpint (cs_window_get_state (window), ==, CS_WINDOW_STATE_SHOWING);
-  iterate_for (100);
 }
 
 static const char *
@@ -162,7 +130,7 @@ copy_sample (void)
 static void
 test_keys_label_undo_redo_on_disk (void)
 {
-  CsWindow *window = open_window (work_folder);
+  CsWindow *window = open_window (app, work_folder);
   wait_for_load (window);
   g_assert_nonnull (window->annotation);
   g_assert_nonnull (window->loaded->seg);
@@ -249,7 +217,7 @@ test_keys_label_undo_redo_on_disk (void)
 static void
 test_failed_save_shown_retried_and_recovered (void)
 {
-  CsWindow *window = open_window (work_folder);
+  CsWindow *window = open_window (app, work_folder);
   wait_for_load (window);
   activate (window, "next-case", NULL);
   wait_for_load (window);
@@ -289,7 +257,7 @@ test_failed_save_shown_retried_and_recovered (void)
 
   /* The next open offers it at once; Restore brings the labels back and saves them. */
   g_autofree char *image = g_build_filename (work_folder, "phantom-0002.nii.gz", NULL);
-  window = open_window (image);
+  window = open_window (app, image);
   wait_for_load (window);
   g_assert_nonnull (cs_annotation_get_pending_recovery (window->annotation));
   g_assert_true (gtk_revealer_get_reveal_child (window->recovery_revealer));
@@ -319,7 +287,7 @@ static void
 test_place_and_move_discs (void)
 {
   g_autofree char *image = g_build_filename (work_folder, "phantom-0001.nii.gz", NULL);
-  CsWindow *window = open_window (image);
+  CsWindow *window = open_window (app, image);
   wait_for_load (window);
   activate (window, "detect", NULL);
   wait_for_detection (window);
@@ -423,7 +391,7 @@ static void
 test_flags_note_and_worklist (void)
 {
   g_autofree char *folder = copy_sample ();
-  CsWindow *window = open_window (folder);
+  CsWindow *window = open_window (app, folder);
   wait_for_load (window);
   g_autofree char *sidecar = g_strdup (cs_annotation_get_path (window->annotation));
   g_assert_cmpstr (gtk_label_get_label (window->worklist_progress), ==, "0 of 3 labelled");
@@ -545,7 +513,7 @@ test_label_100_cases_timing (void)
         g_assert_cmpint (symlink (from, to), ==, 0);
       }
 
-  CsWindow *window = open_window (folder);
+  CsWindow *window = open_window (app, folder);
   wait_for_load (window);
   g_assert_cmpuint (window->cases->len, ==, (guint) n_cases);
   static const char *const labels[] = { "label-normal", "label-hyperintense", "label-uncertain" };
@@ -596,7 +564,7 @@ test_export_import (void)
 {
   g_autofree char *folder = copy_sample ();
   g_autofree char *out = g_dir_make_tmp ("cs-annotation-export-XXXXXX", NULL);
-  CsWindow *window = open_window (folder);
+  CsWindow *window = open_window (app, folder);
   wait_for_load (window);
   activate (window, "detect", NULL);
   wait_for_detection (window);
@@ -659,7 +627,7 @@ test_export_import (void)
   /* Import into a fresh copy: the same labels. */
   close_all_windows ();
   g_autofree char *fresh = copy_sample ();
-  window = open_window (fresh);
+  window = open_window (app, fresh);
   wait_for_load (window);
   int changed = cs_window_import_labels (window, csv, &error);
   g_assert_no_error (error);
@@ -688,7 +656,7 @@ test_centerline_without_seg (void)
   g_autofree char *seg = g_build_filename (folder, "phantom-0000_seg.nii.gz", NULL);
   g_assert_cmpint (g_unlink (seg), ==, 0);
   g_autofree char *image = g_build_filename (folder, "phantom-0000.nii.gz", NULL);
-  CsWindow *window = open_window (image);
+  CsWindow *window = open_window (app, image);
   wait_for_load (window);
   g_assert_null (window->loaded->seg);
   g_assert_false (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_CORD));

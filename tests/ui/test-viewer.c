@@ -20,39 +20,6 @@
 static CsApplication *app;
 
 static void
-iterate_for (guint ms)
-{
-  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
-  while (g_get_monotonic_time () < end)
-    if (!g_main_context_iteration (NULL, FALSE))
-      g_usleep (1000);
-}
-
-static CsWindow *
-open_window (const char *path)
-{
-  g_autoptr(GFile) file = g_file_new_for_path (path);
-  g_application_open (G_APPLICATION (app), &file, 1, "");
-  CsWindow *window = CS_WINDOW (gtk_application_get_windows (GTK_APPLICATION (app))->data);
-  gtk_window_set_default_size (GTK_WINDOW (window), 1280, 800);
-  return window;
-}
-
-static void
-wait_for_load (CsWindow *window)
-{
-  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
-  iterate_for (20);
-  while ((cs_window_get_state (window) == CS_WINDOW_STATE_LOADING
-          || window->load_cancellable != NULL)
-         && g_get_monotonic_time () < deadline)
-    iterate_for (5);
-  g_assert_cmpint (cs_window_get_state (window), ==, CS_WINDOW_STATE_SHOWING);
-  /* A few frames, so that the allocation is final and the views have been drawn. */
-  iterate_for (300);
-}
-
-static void
 wait_for_detection (CsWindow *window)
 {
   gint64 deadline = g_get_monotonic_time () + 300 * G_USEC_PER_SEC;
@@ -151,7 +118,7 @@ test_sample_detect_overlay_on_lesion (void)
   g_autofree char *samples = sample_folder ();
   if (samples == NULL)
     return;
-  CsWindow *window = open_window (samples);
+  CsWindow *window = open_window (app, samples);
   wait_for_load (window);
 
   /* The folder is a worklist of its three cases; none has been run. */
@@ -229,7 +196,7 @@ test_next_case_keeps_view_and_results (void)
   g_autofree char *samples = sample_folder ();
   if (samples == NULL)
     return;
-  CsWindow *window = open_window (samples);
+  CsWindow *window = open_window (app, samples);
   wait_for_load (window);
 
   activate (window, "detect");
@@ -300,7 +267,7 @@ test_slice_stepping (void)
   g_autofree char *samples = sample_folder ();
   if (samples == NULL)
     return;
-  CsWindow *window = open_window (samples);
+  CsWindow *window = open_window (app, samples);
   wait_for_load (window);
   activate (window, "detect");
   wait_for_detection (window);
@@ -343,7 +310,7 @@ test_queued_detection_cancels (void)
   g_autofree char *samples = sample_folder ();
   if (samples == NULL)
     return;
-  CsWindow *window = open_window (samples);
+  CsWindow *window = open_window (app, samples);
   wait_for_load (window);
 
   static volatile gint release = 0;
@@ -383,7 +350,7 @@ test_failed_detection_says_why (void)
   g_assert_true (cs_volume_save (vol, path, DT_INT16, &error));
   g_assert_no_error (error);
 
-  CsWindow *window = open_window (folder);
+  CsWindow *window = open_window (app, folder);
   wait_for_load (window);
   activate (window, "detect");
   wait_for_detection (window);
@@ -416,7 +383,7 @@ test_u2ad_maps_and_mean_swap (void)
     }
   GSettings *settings = cs_application_get_settings (app);
   g_settings_set_string (settings, "detector", "auto");
-  CsWindow *window = open_window (samples);
+  CsWindow *window = open_window (app, samples);
   wait_for_load (window);
   activate (window, "detect");
   wait_for_detection (window);

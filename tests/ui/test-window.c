@@ -72,16 +72,7 @@ newest_window (void)
 }
 
 static void
-iterate_for (guint ms)
-{
-  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
-  while (g_get_monotonic_time () < end)
-    if (!g_main_context_iteration (NULL, FALSE))
-      g_usleep (1000);
-}
-
-static void
-wait_for_load (CsWindow *window)
+wait_not_loading (CsWindow *window)
 {
   gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
 
@@ -135,7 +126,7 @@ test_square_in_display_orientation (void)
 
   g_application_open (G_APPLICATION (app), &file, 1, "");
   CsWindow *window = newest_window ();
-  wait_for_load (window);
+  wait_not_loading (window);
   if (cs_window_get_state (window) == CS_WINDOW_STATE_FAILED)
     g_error ("opening %s failed: %s", folder, adw_status_page_get_description (window->error_page));
   g_assert_cmpint (cs_window_get_state (window), ==, CS_WINDOW_STATE_SHOWING);
@@ -252,7 +243,7 @@ test_corrupt_file_shows_reason (void)
 
   g_application_open (G_APPLICATION (app), &file, 1, "");
   CsWindow *window = newest_window ();
-  wait_for_load (window);
+  wait_not_loading (window);
 
   g_assert_cmpint (cs_window_get_state (window), ==, CS_WINDOW_STATE_FAILED);
   g_assert_true (gtk_stack_get_visible_child (window->stack) == GTK_WIDGET (window->error_page));
@@ -285,7 +276,7 @@ test_no_argument_opens_bundled_sample (void)
   /* What `cordscope` with no argument does. */
   g_application_activate (G_APPLICATION (app));
   CsWindow *window = newest_window ();
-  wait_for_load (window);
+  wait_not_loading (window);
 
   if (cs_window_get_state (window) == CS_WINDOW_STATE_FAILED)
     g_error ("opening the sample failed: %s", adw_status_page_get_description (window->error_page));
@@ -340,7 +331,7 @@ test_load_does_not_stall (void)
   g_autoptr(GFile) file = g_file_new_for_path (path);
   gint64 start = g_get_monotonic_time ();
   cs_window_open (window, file);
-  wait_for_load (window);
+  wait_not_loading (window);
   gint64 loaded = g_get_monotonic_time ();
   g_source_remove (tick);
 
@@ -379,7 +370,7 @@ test_newer_open_wins_failed_open_clears (void)
   /* Let the worker get into reading errsm30 (about 100 ms or more), then supersede it. */
   g_usleep (20 * 1000);
   cs_window_open (window, fast);
-  wait_for_load (window);
+  wait_not_loading (window);
   /* Long enough for the superseded errsm30 read to have come back too. */
   iterate_for (1500);
 
@@ -392,7 +383,7 @@ test_newer_open_wins_failed_open_clears (void)
   g_assert_true (g_file_set_contents (bad_path, "", 0, &error));
   g_autoptr(GFile) bad = g_file_new_for_path (bad_path);
   cs_window_open (window, bad);
-  wait_for_load (window);
+  wait_not_loading (window);
   g_assert_cmpint (cs_window_get_state (window), ==, CS_WINDOW_STATE_FAILED);
   g_assert_null (cs_window_get_case_name (window));
   g_assert_null (cs_slice_view_get_sagittal (window->slice_view));
