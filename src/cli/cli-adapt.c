@@ -32,6 +32,7 @@ static const char usage[] =
   "  --lr X              learning rate (default 0.003)\n"
   "  --refresh N         refresh the EU/AU maps every N epochs (default 10)\n"
   "  --au-from E         AU-guided exclusion from epoch E (default 150)\n"
+  "  --au-percentile P   AU components lie above this percentile of the map (default 90)\n"
   "  --tau T             softmax temperature of EU guidance (default 1)\n"
   "  --inverted          mask certain patches more often (U2AD's published code)\n"
   "  -k K                Monte-Carlo samples at a refresh (default 10)\n"
@@ -196,6 +197,12 @@ cs_cli_adapt (int argc, char **argv)
           if (!parse_double (value, &x) || !(x > 0 && x < 1))
             return cs_cli_fail ("adapt", "--lr: '%s' is not a rate in (0, 1)", value);
           o->lr = (float) x;
+        }
+      else if (strcmp (arg, "--au-percentile") == 0)
+        {
+          if (!parse_double (value, &x) || !(x >= 0 && x < 100))
+            return cs_cli_fail ("adapt", "--au-percentile: '%s' is not in [0, 100)", value);
+          o->au_percentile = x;
         }
       else if (strcmp (arg, "--tau") == 0)
         {

@@ -26,6 +26,7 @@ cs_adapt_options_init (CsAdaptOptions *o)
   o->lr_step_gamma = 0.1f;
   o->eu_refresh_every = 10;
   o->au_from_epoch = 150;
+  o->au_percentile = 90.0;
   o->tau = 1.0;
   o->inverted = FALSE;
   o->k = 10;
@@ -166,6 +167,7 @@ write_run_json (Adapt *a, const char *status, const char *message, GError **erro
   json_object_set_double_member (opts, "lr_step_gamma", o->lr_step_gamma);
   json_object_set_int_member (opts, "eu_refresh_every", o->eu_refresh_every);
   json_object_set_int_member (opts, "au_from_epoch", o->au_from_epoch);
+  json_object_set_double_member (opts, "au_percentile", o->au_percentile);
   json_object_set_double_member (opts, "tau", o->tau);
   json_object_set_boolean_member (opts, "inverted", o->inverted);
   json_object_set_int_member (opts, "k", o->k);
@@ -244,7 +246,8 @@ refresh (Adapt *a, int epoch, gboolean all_items, GCancellable *cancellable, dou
            * made detection worse, not better (README "Bundled model"). */
           for (gsize px = 0; px < HW; px++)
             residual[px] = it->scored[px] ? MAX (it->image[px] - mean[px], 0.0f) : 0.0f;
-          cs_au_exclusion (residual, it->scored, a->S, a->S, a->P, 90.0, 2, 3, it->excluded);
+          cs_au_exclusion (residual, it->scored, a->S, a->S, a->P, o->au_percentile, 2, 3,
+                           it->excluded);
           eu_all += m_eu;
           n_all++;
         }

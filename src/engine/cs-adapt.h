@@ -15,7 +15,7 @@
  *                  "done" | "cancelled" | "failed", "error", "model_in", "checkpoint",
  *                  "config" (model configuration JSON object), "options" {strategy, epochs,
  *                  batch, lr, lr_step_epochs, lr_step_gamma, eu_refresh_every,
- *                  au_from_epoch, tau, inverted, k, mc_schedule, augment, seed},
+ *                  au_from_epoch, au_percentile, tau, inverted, k, mc_schedule, augment, seed},
  *                  "grid_size", "cases" [names], "n_slices", "watched" [names],
  *                  "epochs_done", "wall_s", "images_per_s",
  *                  "refreshes" [{"epoch", "mean_eu_all" (null when not computed),
@@ -49,6 +49,8 @@ typedef struct
   float lr_step_gamma;       /* 0.1 */
   int eu_refresh_every;      /* 10 */
   int au_from_epoch;         /* 150 */
+  double au_percentile;      /* 90: AU components are found above this percentile of the
+                                map's positive values (DESIGN.md) */
   double tau;                /* 1.0 */
   gboolean inverted;         /* FALSE: the paper's direction */
   int k;                     /* Monte-Carlo samples at a refresh (10) */

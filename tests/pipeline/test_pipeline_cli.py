@@ -244,11 +244,15 @@ def main():
         run_dir = os.path.join(tmp, "run")
         adapted = os.path.join(tmp, "adapted.safetensors")
         p = run("adapt", cases, "--model", model, "--out", adapted, "--run", run_dir,
-                "--epochs", 2, "--refresh", 1, "--au-from", 1, "--watch", 2, "--threads", 1)
+                "--epochs", 2, "--refresh", 1, "--au-from", 1, "--au-percentile", 95, "--watch", 2,
+                "--threads", 1)
         check(p.returncode == 0 and "adapted 2 epochs" in p.stdout, "adapt 2 epochs")
         rj = json.load(open(os.path.join(run_dir, "run.json")))
         check(rj["format"] == "cordscope-adapt-run" and rj["version"] == 1
               and rj["status"] == "done" and rj["epochs_done"] == 2, "run.json: done, 2 epochs")
+        check(rj["options"]["au_percentile"] == 95, "run.json: --au-percentile 95 recorded")
+        p = run("adapt", cases, "--model", model, "--out", adapted, "--au-percentile", 100)
+        check(p.returncode == 1 and "--au-percentile" in p.stderr, "--au-percentile 100 refused")
         check(rj["options"]["strategy"] == "eu+au" and rj["grid_size"] == 96
               and len(rj["cases"]) == 8 and len(rj["watched"]) == 2, "run.json options, cases")
         check([r["epoch"] for r in rj["refreshes"]] == [0, 1, 2], "refreshes at 0, 1, and end")
