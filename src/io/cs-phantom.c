@@ -9,6 +9,7 @@
  * and Rician noise, and finally stored in one of several storage orientations. */
 #include "cs-config.h"
 #include "io/cs-phantom.h"
+#include "io/cs-slice2d.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -1600,13 +1601,6 @@ cs_phantom_generate (const CsPhantomOptions *options, const char *dir, guint fir
 
 /* ---- a lesion inserted into a real case ------------------------------------------- */
 
-static gint
-compare_float_ptr (gconstpointer a, gconstpointer b)
-{
-  float x = *(const float *) a, y = *(const float *) b;
-  return (x > y) - (x < y);
-}
-
 void
 cs_lesion_insert_init (CsLesionInsert *insert)
 {
@@ -1704,8 +1698,7 @@ cs_lesion_insert (CsVolume *image, const CsVolume *seg, const CsLesionInsert *in
                    image->path ? image->path : "image");
       return NULL;
     }
-  g_array_sort (around, (GCompareFunc) compare_float_ptr);
-  double csf = g_array_index (around, float, (gsize) (0.95 * (around->len - 1)));
+  double csf = cs_slice2d_percentile ((const float *) around->data, around->len, 95.0);
 
   double c_vox[3];
   for (int a = 0; a < 3; a++)

@@ -109,9 +109,9 @@ with tempfile.TemporaryDirectory() as tmp:
     check(np.abs(after[core] - want).max() <= 0.5 + 1e-6,
           "core voxels moved 0.3 of the way to the CSF level %.0f (max error %.2f)"
           % (csf, np.abs(after[core] - want).max()))
-    band = np.percentile(before[seg], 50)
-    check(csf > 2 * band, "the CSF level %.0f is brighter than the cord (median %.0f)"
-          % (csf, band))
+    cord_median = np.percentile(before[seg], 50)
+    check(csf > 2 * cord_median, "the CSF level %.0f is brighter than the cord (median %.0f)"
+          % (csf, cord_median))
     lesioned = detect(info["image"])["patient_score"]
     check(lesioned >= threshold, "errsm30-full + lesion (contrast 0.3, 12 x 5 x 5 mm): "
           "%.3f >= %g" % (lesioned, threshold))
