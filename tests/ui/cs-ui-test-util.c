@@ -86,7 +86,7 @@ open_window (CsApplication *app, const char *path)
 }
 
 void
-wait_for_load (CsWindow *window)
+wait_for_load (CsWindow *window, guint settle_ms)
 {
   gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
   iterate_for (20);
@@ -95,5 +95,5 @@ wait_for_load (CsWindow *window)
          && g_get_monotonic_time () < deadline)
     iterate_for (5);
   g_assert_cmpint (cs_window_get_state (window), ==, CS_WINDOW_STATE_SHOWING);
-  iterate_for (300);
+  iterate_for (settle_ms);
 }

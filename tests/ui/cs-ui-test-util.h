@@ -19,9 +19,10 @@ CsApplication *cs_ui_test_init (int *argc, char ***argv);
 void      iterate_for   (guint ms);
 /* Opens path in a new window of app at 1280 x 800 and returns it (still loading). */
 CsWindow *open_window   (CsApplication *app, const char *path);
-/* Waits (60 s at most) until window has loaded and shows a case, then a few frames so
- * that the allocation is final and the views have been drawn. */
-void      wait_for_load (CsWindow *window);
+/* Waits (60 s at most) until window has loaded and shows a case, then settle_ms of
+ * frames so that the allocation is final and the views have been drawn (the viewer's
+ * pixel checks want 300, the annotation tests, which open cases a hundred times, 100). */
+void      wait_for_load (CsWindow *window, guint settle_ms);
 
 /* The widget as it would be on screen. */
 typedef struct

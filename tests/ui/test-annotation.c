@@ -131,7 +131,7 @@ static void
 test_keys_label_undo_redo_on_disk (void)
 {
   CsWindow *window = open_window (app, work_folder);
-  wait_for_load (window);
+  wait_for_load (window, 100);
   g_assert_nonnull (window->annotation);
   g_assert_nonnull (window->loaded->seg);
   g_assert_false (gtk_widget_get_visible (
@@ -203,7 +203,7 @@ test_keys_label_undo_redo_on_disk (void)
   select_segment (window, 4);
   activate (window, "label-normal", NULL);
   activate (window, "next-case", NULL);
-  wait_for_load (window);
+  wait_for_load (window, 100);
   g_assert_cmpstr (cs_window_get_case_name (window), ==, "phantom-0001");
   g_free (disk);
   disk = labels_on_disk (sidecar, NULL);
@@ -218,11 +218,11 @@ static void
 test_failed_save_shown_retried_and_recovered (void)
 {
   CsWindow *window = open_window (app, work_folder);
-  wait_for_load (window);
+  wait_for_load (window, 100);
   activate (window, "next-case", NULL);
-  wait_for_load (window);
+  wait_for_load (window, 100);
   activate (window, "next-case", NULL);
-  wait_for_load (window);
+  wait_for_load (window, 100);
   g_assert_cmpstr (cs_window_get_case_name (window), ==, "phantom-0002");
   g_autofree char *sidecar = g_strdup (cs_annotation_get_path (window->annotation));
 
@@ -258,7 +258,7 @@ test_failed_save_shown_retried_and_recovered (void)
   /* The next open offers it at once; Restore brings the labels back and saves them. */
   g_autofree char *image = g_build_filename (work_folder, "phantom-0002.nii.gz", NULL);
   window = open_window (app, image);
-  wait_for_load (window);
+  wait_for_load (window, 100);
   g_assert_nonnull (cs_annotation_get_pending_recovery (window->annotation));
   g_assert_true (gtk_revealer_get_reveal_child (window->recovery_revealer));
   gtk_widget_activate_action (GTK_WIDGET (window), "annotation.restore-recovery", NULL);
@@ -288,7 +288,7 @@ test_place_and_move_discs (void)
 {
   g_autofree char *image = g_build_filename (work_folder, "phantom-0001.nii.gz", NULL);
   CsWindow *window = open_window (app, image);
-  wait_for_load (window);
+  wait_for_load (window, 100);
   activate (window, "detect", NULL);
   wait_for_detection (window);
   const CsDetection *det = cs_window_get_detection (window);
@@ -392,7 +392,7 @@ test_flags_note_and_worklist (void)
 {
   g_autofree char *folder = copy_sample ();
   CsWindow *window = open_window (app, folder);
-  wait_for_load (window);
+  wait_for_load (window, 100);
   g_autofree char *sidecar = g_strdup (cs_annotation_get_path (window->annotation));
   g_assert_cmpstr (gtk_label_get_label (window->worklist_progress), ==, "0 of 3 labelled");
 
@@ -455,7 +455,7 @@ test_flags_note_and_worklist (void)
   listed = listed_cases (window);
   g_assert_cmpuint (listed->len, ==, 3);
   activate (window, "next-case", NULL);
-  wait_for_load (window);
+  wait_for_load (window, 100);
   g_assert_cmpstr (cs_window_get_case_name (window), ==, "phantom-0001");
   g_array_unref (listed);
   listed = listed_cases (window);
@@ -468,7 +468,7 @@ test_flags_note_and_worklist (void)
   activate (window, "detect", NULL);
   wait_for_detection (window);
   activate (window, "next-case", NULL);
-  wait_for_load (window);
+  wait_for_load (window, 100);
   activate (window, "detect", NULL);
   wait_for_detection (window);
   double score1 = ((CsCaseResult *) g_hash_table_lookup (window->results,
@@ -514,7 +514,7 @@ test_label_100_cases_timing (void)
       }
 
   CsWindow *window = open_window (app, folder);
-  wait_for_load (window);
+  wait_for_load (window, 100);
   g_assert_cmpuint (window->cases->len, ==, (guint) n_cases);
   static const char *const labels[] = { "label-normal", "label-hyperintense", "label-uncertain" };
   GArray *times = g_array_new (FALSE, FALSE, sizeof (double));
@@ -534,7 +534,7 @@ test_label_100_cases_timing (void)
       if (c + 1 < n_cases)
         {
           activate (window, "next-case", NULL);
-          wait_for_load (window);
+          wait_for_load (window, 100);
         }
     }
   wait_for_save_state (window, "saved");
@@ -565,7 +565,7 @@ test_export_import (void)
   g_autofree char *folder = copy_sample ();
   g_autofree char *out = g_dir_make_tmp ("cs-annotation-export-XXXXXX", NULL);
   CsWindow *window = open_window (app, folder);
-  wait_for_load (window);
+  wait_for_load (window, 100);
   activate (window, "detect", NULL);
   wait_for_detection (window);
   select_segment (window, 1);
@@ -628,7 +628,7 @@ test_export_import (void)
   close_all_windows ();
   g_autofree char *fresh = copy_sample ();
   window = open_window (app, fresh);
-  wait_for_load (window);
+  wait_for_load (window, 100);
   int changed = cs_window_import_labels (window, csv, &error);
   g_assert_no_error (error);
   g_assert_cmpint (changed, ==, 1);
@@ -657,7 +657,7 @@ test_centerline_without_seg (void)
   g_assert_cmpint (g_unlink (seg), ==, 0);
   g_autofree char *image = g_build_filename (folder, "phantom-0000.nii.gz", NULL);
   CsWindow *window = open_window (app, image);
-  wait_for_load (window);
+  wait_for_load (window, 100);
   g_assert_null (window->loaded->seg);
   g_assert_false (cs_slice_view_has_layer (window->slice_view, CS_OVERLAY_CORD));
   g_assert_true (window->have_disc_segments);

@@ -119,7 +119,7 @@ test_sample_detect_overlay_on_lesion (void)
   if (samples == NULL)
     return;
   CsWindow *window = open_window (app, samples);
-  wait_for_load (window);
+  wait_for_load (window, 300);
 
   /* The folder is a worklist of its three cases; none has been run. */
   g_assert_nonnull (window->cases);
@@ -197,7 +197,7 @@ test_next_case_keeps_view_and_results (void)
   if (samples == NULL)
     return;
   CsWindow *window = open_window (app, samples);
-  wait_for_load (window);
+  wait_for_load (window, 300);
 
   activate (window, "detect");
   wait_for_detection (window);
@@ -212,7 +212,7 @@ test_next_case_keeps_view_and_results (void)
   cs_slice_view_set_overlay_opacity (window->slice_view, CS_OVERLAY_ANOMALY, 0.35);
 
   activate (window, "next-case");
-  wait_for_load (window);
+  wait_for_load (window, 300);
   g_assert_cmpstr (cs_window_get_case_name (window), ==, "phantom-0001");
   g_assert_cmpint (cs_window_get_case_state (window, 1), ==, CS_CASE_NOT_RUN);
   double low, high;
@@ -229,7 +229,7 @@ test_next_case_keeps_view_and_results (void)
 
   /* Back: the first case's result is the same object, not recomputed. */
   activate (window, "previous-case");
-  wait_for_load (window);
+  wait_for_load (window, 300);
   g_assert_cmpstr (cs_window_get_case_name (window), ==, "phantom-0000");
   g_assert_true (cs_window_get_detection (window) == first);
   g_assert_cmpuint (cs_worker_get_n_jobs (window->worker), ==, 0);
@@ -268,7 +268,7 @@ test_slice_stepping (void)
   if (samples == NULL)
     return;
   CsWindow *window = open_window (app, samples);
-  wait_for_load (window);
+  wait_for_load (window, 300);
   activate (window, "detect");
   wait_for_detection (window);
 
@@ -311,7 +311,7 @@ test_queued_detection_cancels (void)
   if (samples == NULL)
     return;
   CsWindow *window = open_window (app, samples);
-  wait_for_load (window);
+  wait_for_load (window, 300);
 
   static volatile gint release = 0;
   guint blocker = cs_worker_submit (window->worker, "block", blocking_job, (gpointer) &release,
@@ -351,7 +351,7 @@ test_failed_detection_says_why (void)
   g_assert_no_error (error);
 
   CsWindow *window = open_window (app, folder);
-  wait_for_load (window);
+  wait_for_load (window, 300);
   activate (window, "detect");
   wait_for_detection (window);
   /* No cord mask: the detector refuses, and the panel says so with the file's name. */
@@ -384,7 +384,7 @@ test_u2ad_maps_and_mean_swap (void)
   GSettings *settings = cs_application_get_settings (app);
   g_settings_set_string (settings, "detector", "auto");
   CsWindow *window = open_window (app, samples);
-  wait_for_load (window);
+  wait_for_load (window, 300);
   activate (window, "detect");
   wait_for_detection (window);
   g_settings_set_string (settings, "detector", "zscore");
@@ -530,7 +530,7 @@ test_drop_folder_opens_it (void)
   g_value_unset (&value);
   g_slist_free (files);
   g_assert_true (accepted);
-  wait_for_load (window);
+  wait_for_load (window, 300);
   g_assert_cmpuint (window->cases->len, ==, 3);
   g_assert_cmpstr (cs_window_get_case_name (window), ==, "phantom-0000");
   close_all_windows ();
