@@ -270,11 +270,25 @@ refresh (Adapt *a, int epoch, gboolean all_items, GCancellable *cancellable, dou
       g_autofree float *roi_f = g_new (float, HW);
       for (gsize p = 0; p < HW; p++)
         roi_f[p] = it->roi[p];
+      /* In eu+au runs the patches AU exclusion keeps visible until the next refresh: 1 on
+       * their pixels (it acts from au_from_epoch; before, this is what it would keep). */
+      g_autofree float *excluded = NULL;
+      if (all_items && o->strategy == CS_ADAPT_EU_AU)
+        {
+          excluded = g_new (float, HW);
+          int cols = a->S / a->P;
+          for (int y = 0; y < a->S; y++)
+            for (int x = 0; x < a->S; x++)
+              excluded[(gsize) y * a->S + x] = it->excluded[(y / a->P) * cols + x / a->P];
+        }
       const struct { const char *key; const float *data; } files[] = {
         { "image", it->image }, { "roi", roi_f }, { "eu", eu }, { "au", au }, { "mean", mean },
+        { "excluded", excluded },
       };
       for (guint f = 0; f < G_N_ELEMENTS (files) && ok; f++)
         {
+          if (files[f].data == NULL)
+            continue;
           g_autofree char *rel = g_strdup_printf ("%s/%s_%s.f32", dir, name, files[f].key);
           /* float32 little-endian: the host order on every platform we build for. */
           ok = write_file_atomic (a->run_dir, rel, files[f].data, HW * sizeof (float), error);

@@ -20,14 +20,17 @@
  *                  "epochs_done", "wall_s", "images_per_s",
  *                  "refreshes" [{"epoch", "mean_eu_all" (null when not computed),
  *                  "watched" [{"case", "slice", "mean_eu", "mean_au", "mse", "psnr", "ssim",
- *                  "maps": {"image", "roi", "eu", "au", "mean"}: file names relative to
- *                  run_dir}]}]}
+ *                  "maps": {"image", "roi", "eu", "au", "mean", and "excluded" in eu+au
+ *                  runs}: file names relative to run_dir}]}]}
  *   loss.csv      step,epoch,loss,loss_img,loss_edge,lr,images_per_s   (one row per step)
  *   epochs.csv    epoch,loss,loss_img,loss_edge,lr,images_per_s,wall_s,mean_eu_watched
  *   maps/epoch-EEEE/CASE_{image,roi,eu,au,mean}.f32   raw little-endian float32,
  *                  grid_size x grid_size, row-major, row 0 superior (the engine's grid);
  *                  written at every refresh (epoch 0 = before adaptation, and after the
  *                  last epoch as epoch `epochs`)
+ *   maps/epoch-EEEE/CASE_excluded.f32   (eu+au, every refresh but the last) 1 on the
+ *                  pixels of the patches AU-guided exclusion keeps visible until the next
+ *                  refresh (from au_from_epoch on; before it, what it would keep), else 0
  *   checkpoint.safetensors   the weights after the last completed epoch
  */
 #pragma once

@@ -267,6 +267,48 @@ def main():
                 ok_maps &= math.isclose(w["mean_eu"], float(arr[np.fromfile(os.path.join(
                     run_dir, w["maps"]["roi"]), "<f4") > 0].mean()), rel_tol=1e-4)
         check(ok_maps, "watched maps: 96x96 float32 files, mean EU matches the EU map")
+        # The eu+au run also keeps each watched case's AU-excluded patches: 0/1, constant
+        # over every patch, on ROI patches only, at most 3 8-connected groups of patches
+        # (3 components; two components may touch one patch group, never more groups),
+        # and over the refreshes something is excluded. (The last refresh, after the final
+        # epoch, maps the watched cases only and finds no components.)
+        P = rj["config"]["patch"]
+        G = 96 // P
+        ok_ex, n_ex = True, 0
+        for r in rj["refreshes"]:
+            for w in r["watched"]:
+                if r["epoch"] == rj["epochs_done"]:
+                    ok_ex &= "excluded" not in w["maps"]
+                    continue
+                ex = np.fromfile(os.path.join(run_dir, w["maps"]["excluded"]), "<f4")
+                roi = np.fromfile(os.path.join(run_dir, w["maps"]["roi"]), "<f4")
+                ex, roi = ex.reshape(96, 96), roi.reshape(96, 96)
+                blocks = ex.reshape(G, P, G, P)
+                grid = blocks[:, 0, :, 0]
+                ok_ex &= bool(np.isin(ex, (0.0, 1.0)).all())
+                ok_ex &= bool((blocks == grid[:, None, :, None]).all())
+                roi_patch = roi.reshape(G, P, G, P).max(axis=(1, 3)) > 0
+                ok_ex &= bool(not (grid.astype(bool) & ~roi_patch).any())
+                seen, groups = np.zeros_like(grid, bool), 0
+                for y, x in zip(*np.nonzero(grid)):
+                    if seen[y, x]:
+                        continue
+                    groups += 1
+                    stack = [(y, x)]
+                    seen[y, x] = True
+                    while stack:
+                        cy, cx = stack.pop()
+                        for dy in (-1, 0, 1):
+                            for dx in (-1, 0, 1):
+                                ny, nx = cy + dy, cx + dx
+                                if 0 <= ny < G and 0 <= nx < G and grid[ny, nx] \
+                                        and not seen[ny, nx]:
+                                    seen[ny, nx] = True
+                                    stack.append((ny, nx))
+                ok_ex &= groups <= 3
+                n_ex += int(grid.sum())
+        check(ok_ex and n_ex > 0, "excluded maps: whole ROI patches, <= 3 groups (%d patches "
+              "over all refreshes)" % n_ex)
         check(rj["refreshes"][0]["mean_eu_all"] is not None, "guided refresh covers all slices")
         rows = open(os.path.join(run_dir, "loss.csv")).read().split("\n")
         steps = 2 * math.ceil(rj["n_slices"] / 10)
