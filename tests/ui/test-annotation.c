@@ -494,11 +494,11 @@ compare_double (gconstpointer a, gconstpointer b)
   return x < y ? -1 : x > y;
 }
 
-/* The throughput benchmark: a scripted session labels 100 cases (copies of the sample's
- * first phantom), six segments each, moving on with next-case; the window's own time per
- * label action (select + label, through the actions as the keys call them) is printed. */
+/* A scripted session labels 100 cases (copies of the sample's first phantom), six segments
+ * each, moving on with next-case, and every case ends up labelled; the window's own time
+ * per label action (select + label, through the actions as the keys call them) is printed. */
 static void
-test_label_100_cases_timing (void)
+test_label_100_cases (void)
 {
   g_autofree char *samples = cs_application_find_sample ();
   g_autofree char *folder = g_dir_make_tmp ("cs-annotation-bench-XXXXXX", NULL);
@@ -547,8 +547,8 @@ test_label_100_cases_timing (void)
   g_test_message ("label action median %.3f ms worst %.3f ms", median, worst);
   g_autofree char *progress = g_strdup_printf ("%d of %d labelled", n_cases, n_cases);
   g_assert_cmpstr (gtk_label_get_label (window->worklist_progress), ==, progress);
-  /* The target is 20 ms worst; asserted on the median here (a shared CI box stalls). */
-  g_assert_cmpfloat (median, <, 20.0);
+  /* The times are printed for a look, not asserted: the 20 ms target is measured by
+   * annotation-bench (meson test --benchmark), not by a unit test on a shared machine. */
   g_array_unref (times);
   close_all_windows ();
   g_autofree char *rm = g_strdup_printf ("rm -rf '%s'", folder);
@@ -730,7 +730,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/annotation/flags-note-and-worklist", test_flags_note_and_worklist);
   g_test_add_func ("/ui/annotation/export-import", test_export_import);
   g_test_add_func ("/ui/annotation/centerline-without-seg", test_centerline_without_seg);
-  g_test_add_func ("/ui/annotation/label-100-cases-timing", test_label_100_cases_timing);
+  g_test_add_func ("/ui/annotation/label-100-cases", test_label_100_cases);
   g_test_add_func ("/ui/annotation/failed-save-shown-retried-and-recovered",
                    test_failed_save_shown_retried_and_recovered);
   int status = g_test_run ();
