@@ -13,12 +13,14 @@
 #    test-backend-ops-cuda-emu runs them translated to C++ on the CPU; see emu/.)
 # 3. With one: op-by-op CPU vs CUDA parity (tests/engine/test-backend-ops: every op through
 #    the backend memory API, |cuda - cpu| <= atol + rtol |cpu| per element, e.g. GEMM 1e-5 +
-#    1e-5, attention 2e-6 + 1e-5, LayerNorm backward 1e-5 + 1e-4), compute-sanitizer memcheck
-#    and racecheck of it when installed, whole-model parity (tests/gpu/test-cuda-model:
-#    outputs, loss, every gradient, 10 Adam steps; tolerances in its header), detection
+#    1e-5, attention 2e-6 + 1e-5, LayerNorm backward 1e-5 + 1e-4), whole-model
+#    parity (tests/gpu/test-cuda-model: outputs, loss, every gradient, 10 Adam steps; tolerances in its header), detection
 #    scores on the bundled phantoms within 1e-3 (cordscope-cli detect --backend cpu|cuda),
 #    and the benchmark against the PyTorch reference on the same GPU (tests/gpu/gpu-bench.py:
-#    K=10 Monte-Carlo ms per slice, training images/s at batch 10, fraction of fp32 peak).
+#    K=10 Monte-Carlo ms per slice, training images/s at batch 10, fraction of fp32 peak),
+#    then DESIGN.md's full adaptation (200 epochs, 375 phantom slices) timed, at most
+#    CS_GPU_ADAPT_S seconds (150), and last, only while CS_GPU_BUDGET (420 s from the start)
+#    lasts, the sanitizers: a device call is short, and the figures come first.
 # Ends with a summary; exit status non-zero when a parity check fails.
 # CS_GPU_USE_PACK=1 uses gpu-pack/ even where a native build would work.
 set -u
@@ -151,7 +153,7 @@ fi
 note "CUDA backend opens on $GPU"
 
 # ---------------------------------------------------------------- op parity
-if step op-parity 300 "${RUN[@]}" "$BUILD/tests/engine/test-backend-ops" \
+if step op-parity 120 "${RUN[@]}" "$BUILD/tests/engine/test-backend-ops" \
    && grep -q "^ok .*/engine/backend-ops/cuda$" "$RESULTS/op-parity.log"; then
   note "op parity (fp32): all ops within tolerance; worst per op (fraction of tolerance):"
   grep "^# cuda" "$RESULTS/op-parity.log" | sed 's/^# cuda /   /; s/values within tolerance//' \
@@ -161,24 +163,8 @@ else
   fail "op parity (see $RESULTS/op-parity.log):" \
        "$(grep -m3 -E 'ERROR|not ok|SKIP' "$RESULTS/op-parity.log" | tr '\n' ' ')"
 fi
-if command -v compute-sanitizer > /dev/null 2>&1; then
-  for tool in memcheck racecheck; do
-    step "sanitizer-$tool" 150 "${RUN[@]}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
-      "$BUILD/tests/engine/test-backend-ops" -p /engine/backend-ops/cuda
-    rc=$?
-    if [ $rc -eq 0 ]; then
-      note "compute-sanitizer $tool: $(grep -m1 'SUMMARY' "$RESULTS/sanitizer-$tool.log")"
-    elif [ $rc -eq 124 ]; then
-      note "compute-sanitizer $tool: not finished in 150 s (no verdict)"
-    else
-      fail "compute-sanitizer $tool exited $rc (see $RESULTS/sanitizer-$tool.log):" \
-           "$(grep -m1 'SUMMARY' "$RESULTS/sanitizer-$tool.log")"
-    fi
-  done
-fi
-
 # ---------------------------------------------------------------- model parity
-if step model-parity 500 "${RUN[@]}" "$BUILD/tests/gpu/test-cuda-model"; then
+if step model-parity 200 "${RUN[@]}" "$BUILD/tests/gpu/test-cuda-model"; then
   note "model parity: $(grep -E ': (loss|gradients|after 10)' "$RESULTS/model-parity.log" \
                         | tr '\n' ';')"
 else
@@ -188,20 +174,22 @@ fi
 
 # ---------------------------------------------------------------- detection parity
 CLI=$BUILD/src/cli/cordscope-cli
-if step detect-cpu 300 "${RUN[@]}" "$CLI" detect "$BUILD/data/samples" --backend cpu \
+if step detect-cpu 90 "${RUN[@]}" "$CLI" detect "$BUILD/data/samples" --backend cpu \
      --json "$RESULTS/detect-cpu.json" \
-   && step detect-cuda 300 "${RUN[@]}" "$CLI" detect "$BUILD/data/samples" --backend cuda \
+   && step detect-cuda 90 "${RUN[@]}" "$CLI" detect "$BUILD/data/samples" --backend cuda \
      --json "$RESULTS/detect-cuda.json" \
    && step detect-compare 60 python3 tests/gpu/compare-detect.py "$RESULTS/detect-cpu.json" \
      "$RESULTS/detect-cuda.json" --tol 1e-3; then
   while read -r line; do note "$line"; done < "$RESULTS/detect-compare.log"
+  grep "patient score" "$RESULTS/detect-cuda.log" | while read -r line; do
+    note "cuda $line"; done
 else
   fail "detection parity (see $RESULTS/detect-*.log):" \
        "$(head -3 "$RESULTS/detect-compare.log" 2>/dev/null | tr '\n' ' ')"
 fi
 
 # ---------------------------------------------------------------- benchmark
-if step bench 540 "${RUN[@]}" env PYTHONUNBUFFERED=1 python3 tests/gpu/gpu-bench.py \
+if step bench 240 "${RUN[@]}" env PYTHONUNBUFFERED=1 python3 tests/gpu/gpu-bench.py \
      --bench-model "$BUILD/bench/cs-bench-model"; then
   grep -E "^(K=[0-9]+ MC|training)" "$RESULTS/bench.log" > "$RESULTS/bench-summary.txt"
   while read -r line; do note "bench: $line"; done < "$RESULTS/bench-summary.txt"
@@ -209,7 +197,55 @@ if step bench 540 "${RUN[@]}" env PYTHONUNBUFFERED=1 python3 tests/gpu/gpu-bench
 else
   fail "benchmark (see $RESULTS/bench.log): $(tail -3 "$RESULTS/bench.log" | tr '\n' ' ')"
 fi
-note "not run here: full U2AD adaptation (200 epochs, 375 slices) wall time"
+# ---------------------------------------------------------------- full adaptation
+# DESIGN.md's schedule (200 epochs, EU refresh every 10, AU from 150) on 125 phantoms x 3
+# slices = 375, the bundled model, on the GPU; stopped (SIGINT: the CLI saves the last
+# epoch) after CS_GPU_ADAPT_S seconds (default 150), when the last epoch line's ETA is printed
+PH=/tmp/cs-gpu-phantoms
+rm -rf "$PH" /tmp/cs-gpu-adapt
+if step phantoms 120 "${RUN[@]}" "$CLI" phantom --out "$PH" --count 125 --seed 4242; then
+  step adapt "${CS_GPU_ADAPT_S:-150}" "${RUN[@]}" "$CLI" adapt "$PH" --backend cuda \
+    --epochs 200 --out /tmp/cs-gpu-adapt.safetensors --run /tmp/cs-gpu-adapt \
+    --threads "$(nproc)"
+  rc=$?
+  DONE=$(grep -m1 "^adapted " "$RESULTS/adapt.log")
+  if [ $rc -eq 0 ] && [ -n "$DONE" ]; then
+    note "full adaptation (200 epochs, 375 slices, bundled model, cuda): $DONE"
+  elif [ $rc -eq 124 ]; then
+    note "full adaptation: stopped after ${CS_GPU_ADAPT_S:-150} s at: $(grep '^epoch ' \
+          "$RESULTS/adapt.log" | tail -1)"
+  else
+    fail "full adaptation exited $rc (see $RESULTS/adapt.log): $(tail -2 "$RESULTS/adapt.log" \
+          | tr '\n' ' ')"
+  fi
+else
+  fail "phantoms for the adaptation (see $RESULTS/phantoms.log)"
+fi
+
+# ---------------------------------------------------------------- sanitizers (last: slow)
+# only while the call's budget (CS_GPU_BUDGET seconds from the start, default 420) lasts
+if command -v compute-sanitizer > /dev/null 2>&1; then
+  for tool in memcheck racecheck; do
+    LEFT=$(( ${CS_GPU_BUDGET:-420} - SECONDS - 10 ))
+    if [ $LEFT -lt 30 ]; then
+      note "compute-sanitizer $tool: not run (${LEFT} s of the budget left)"
+      continue
+    fi
+    [ $LEFT -gt 150 ] && LEFT=150
+    step "sanitizer-$tool" $LEFT "${RUN[@]}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+      "$BUILD/tests/engine/test-backend-ops" -p /engine/backend-ops/cuda
+    rc=$?
+    if [ $rc -eq 0 ]; then
+      note "compute-sanitizer $tool: $(grep -m1 'SUMMARY' "$RESULTS/sanitizer-$tool.log")"
+    elif [ $rc -eq 124 ]; then
+      note "compute-sanitizer $tool: not finished in $LEFT s (no verdict)"
+    else
+      fail "compute-sanitizer $tool exited $rc (see $RESULTS/sanitizer-$tool.log):" \
+           "$(grep -m1 'SUMMARY' "$RESULTS/sanitizer-$tool.log")"
+    fi
+  done
+fi
+
 
 printf '\n==== summary (%s)\n' "${GPU}" | tee -a "$LOG"
 printf '%s\n' "${SUMMARY[@]}" | tee -a "$LOG" > "$RESULTS/summary.txt"
