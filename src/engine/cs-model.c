@@ -582,6 +582,16 @@ ensure_arena (CsModel *model, int batch, size_t tokens, gboolean with_grad)
       model->h_patches = g_new (float, tokens * model->PP);
       model->h_target = g_new (float, 2 * tokens * model->PP);
       model->h_coef = g_new (float, tokens);
+      /* CS_DEBUG_POISON=1 (tests): staging starts as NaN, so a row the packing does not
+       * write shows up as a NaN loss instead of whatever malloc happened to return */
+      if (g_getenv ("CS_DEBUG_POISON") != NULL)
+        {
+          for (size_t i = 0; i < tokens * model->PP; i++)
+            model->h_patches[i] = model->h_target[i] = model->h_target[tokens * model->PP + i]
+              = NAN;
+          for (size_t i = 0; i < tokens; i++)
+            model->h_coef[i] = NAN;
+        }
     }
   model->h_edge = g_new (float, (size_t) model->config.img_size * model->config.img_size);
   model->h_weight = g_new (float, model->N);
@@ -593,7 +603,39 @@ typedef struct
 {
   int T, C, H, NH, n_seq;
   const int *seq_off, *seq_len;
+  const char *stack; /* "encoder" or "decoder", and the block's index: for debug_finite */
+  int layer;
 } BlockDims;
+
+/* CS_DEBUG_FINITE=1, for debugging a backend: after each step checked below, its output
+ * is downloaded and the first non-finite value is reported on stderr (once a process),
+ * naming the step. Slow (a download per step); off by default. */
+static int debug_finite_state = -1; /* -1 not read yet, 0 off, 1 on, 2 reported */
+
+static void
+debug_finite (CsBackend *be, const char *step, const BlockDims *d, const float *dev, size_t n)
+{
+  if (debug_finite_state < 0)
+    debug_finite_state = g_getenv ("CS_DEBUG_FINITE") != NULL;
+  if (debug_finite_state != 1 || dev == NULL || n == 0)
+    return;
+  g_autofree float *h = g_new (float, n);
+  double amax = 0.0;
+  be->ops->synchronize (be);
+  be->ops->download (be, h, dev, sizeof (float) * n);
+  for (size_t i = 0; i < n; i++)
+    {
+      if (!isfinite (h[i]))
+        {
+          g_printerr ("CS_DEBUG_FINITE: first non-finite value after %s (%s block %d, T %d): "
+                      "element %zu of %zu is %g; largest finite |value| before it %g\n", step,
+                      d ? d->stack : "-", d ? d->layer : -1, d ? d->T : -1, i, n, h[i], amax);
+          debug_finite_state = 2;
+          return;
+        }
+      amax = MAX (amax, fabs (h[i]));
+    }
+}
 
 static void
 block_forward (CsBackend *be, const float *p, const BlockParams *bp, BlockActs *a,
@@ -605,8 +647,11 @@ block_forward (CsBackend *be, const float *p, const BlockParams *bp, BlockActs *
   o->layernorm_forward (be, a->ln1, a->ln1_mean, a->ln1_rstd, res_in, p + bp->ln1_w,
                         p + bp->ln1_b, T, C);
   o->linear_forward (be, a->qkv, a->ln1, p + bp->qkv_w, p + bp->qkv_b, T, C, 3 * C);
+  debug_finite (be, "qkv linear_forward", d, a->qkv, (size_t) T * 3 * C);
   o->attention_forward (be, a->att, a->lse, a->qkv, d->seq_off, d->seq_len, d->n_seq, T, C,
                         d->NH);
+  debug_finite (be, "attention_forward", d, a->att, (size_t) T * C);
+  debug_finite (be, "attention_forward lse", d, a->lse, (size_t) T * d->NH);
   o->linear_forward (be, a->res_mid, a->att, p + bp->proj_w, p + bp->proj_b, T, C, C);
   o->add_inplace (be, a->res_mid, res_in, (size_t) T * C);
   o->layernorm_forward (be, a->ln2, a->ln2_mean, a->ln2_rstd, a->res_mid, p + bp->ln2_w,
@@ -615,6 +660,7 @@ block_forward (CsBackend *be, const float *p, const BlockParams *bp, BlockActs *
   o->gelu_forward (be, a->gelu, a->fc1, (size_t) T * H);
   o->linear_forward (be, res_out, a->gelu, p + bp->fc2_w, p + bp->fc2_b, T, H, C);
   o->add_inplace (be, res_out, a->res_mid, (size_t) T * C);
+  debug_finite (be, "block output", d, res_out, (size_t) T * C);
 }
 
 /* dres: in, d loss / d block output; out, d loss / d block input (in place) */
@@ -629,25 +675,32 @@ block_backward (CsModel *model, const float *p, float *g, const BlockParams *bp,
   o->zero (be, model->d_hid1, sizeof (float) * T * H);
   o->linear_backward (be, model->d_hid1, g + bp->fc2_w, g + bp->fc2_b, dres, a->gelu,
                       p + bp->fc2_w, T, H, C);
+  debug_finite (be, "fc2 linear_backward", d, model->d_hid1, (size_t) T * H);
   o->zero (be, model->d_hid2, sizeof (float) * T * H);
   o->gelu_backward (be, model->d_hid2, a->fc1, model->d_hid1, (size_t) T * H);
+  debug_finite (be, "gelu_backward", d, model->d_hid2, (size_t) T * H);
   o->zero (be, model->d_ln, sizeof (float) * T * C);
   o->linear_backward (be, model->d_ln, g + bp->fc1_w, g + bp->fc1_b, model->d_hid2, a->ln2,
                       p + bp->fc1_w, T, C, H);
   /* residual: dres already holds the skip path; LayerNorm's path adds to it */
   o->layernorm_backward (be, dres, g + bp->ln2_w, g + bp->ln2_b, model->d_ln, a->res_mid,
                          p + bp->ln2_w, a->ln2_mean, a->ln2_rstd, T, C);
+  debug_finite (be, "layernorm_backward (ln2)", d, dres, (size_t) T * C);
   o->zero (be, model->d_att, sizeof (float) * T * C);
   o->linear_backward (be, model->d_att, g + bp->proj_w, g + bp->proj_b, dres, a->att,
                       p + bp->proj_w, T, C, C);
+  debug_finite (be, "proj linear_backward", d, model->d_att, (size_t) T * C);
   o->zero (be, model->d_qkv, sizeof (float) * T * 3 * C);
   o->attention_backward (be, model->d_qkv, model->d_att, a->qkv, a->att, a->lse, d->seq_off,
                          d->seq_len, d->n_seq, T, C, d->NH);
+  debug_finite (be, "attention_backward", d, model->d_qkv, (size_t) T * 3 * C);
   o->zero (be, model->d_ln, sizeof (float) * T * C);
   o->linear_backward (be, model->d_ln, g + bp->qkv_w, g + bp->qkv_b, model->d_qkv, a->ln1,
                       p + bp->qkv_w, T, C, 3 * C);
+  debug_finite (be, "qkv linear_backward", d, model->d_ln, (size_t) T * C);
   o->layernorm_backward (be, dres, g + bp->ln1_w, g + bp->ln1_b, model->d_ln, res_in,
                          p + bp->ln1_w, a->ln1_mean, a->ln1_rstd, T, C);
+  debug_finite (be, "layernorm_backward (ln1)", d, dres, (size_t) T * C);
 }
 
 /* ---------------------------------------------------------------- masking helpers */
@@ -873,6 +926,10 @@ cs_model_forward_backward (CsModel *model, const CsBatch *batch, gboolean with_g
       dec_off[b] = T_dec;
       dec_src[T_dec] = cls_row;
       h_coef[T_dec] = 0.0f;
+      /* the class token has no target, but the loss kernels read its row (times coef 0):
+       * zeros, never what the staging held (0 x NaN is NaN on the GPU) */
+      memset (h_target + (size_t) T_dec * PP, 0, sizeof (float) * PP);
+      memset (h_target + T_cap * PP + (size_t) T_dec * PP, 0, sizeof (float) * PP);
       dec_patch[T_dec++] = -1;
       for (int q = 0; q < N; q++)
         {
@@ -914,28 +971,36 @@ cs_model_forward_backward (CsModel *model, const CsBatch *batch, gboolean with_g
 
   /* encoder */
   {
-    BlockDims dims = { T_enc, E, model->enc_hidden, c->enc_heads, B, d_enc_off, d_enc_len };
+    BlockDims dims = { T_enc, E, model->enc_hidden, c->enc_heads, B, d_enc_off, d_enc_len,
+                       "encoder", 0 };
     o->linear_forward (be, model->res_enc[0], model->patches, p + model->o_pe_w,
                        p + model->o_pe_b, T_enc, PP, E);
     o->embed_forward (be, model->res_enc[0], p + model->o_cls, model->pos_enc, d_enc_patch,
                       T_enc, E);
     for (int l = 0; l < c->enc_depth; l++)
-      block_forward (be, p, &model->enc[l], &model->enc_acts[l], model->res_enc[l],
-                     model->res_enc[l + 1], &dims);
+      {
+        dims.layer = l;
+        block_forward (be, p, &model->enc[l], &model->enc_acts[l], model->res_enc[l],
+                       model->res_enc[l + 1], &dims);
+      }
     o->layernorm_forward (be, model->enc_norm, model->enc_norm_mean, model->enc_norm_rstd,
                           model->res_enc[c->enc_depth], p + model->o_norm_w,
                           p + model->o_norm_b, T_enc, E);
   }
   /* decoder */
   {
-    BlockDims dims = { T_dec, D, model->dec_hidden, c->dec_heads, B, d_dec_off, d_dec_len };
+    BlockDims dims = { T_dec, D, model->dec_hidden, c->dec_heads, B, d_dec_off, d_dec_len,
+                       "decoder", 0 };
     o->linear_forward (be, model->dec_in, model->enc_norm, p + model->o_de_w,
                        p + model->o_de_b, T_enc, E, D);
     o->scatter_forward (be, model->res_dec[0], model->dec_in, p + model->o_mask,
                         model->pos_dec, d_dec_src, d_dec_patch, T_dec, D);
     for (int l = 0; l < c->dec_depth; l++)
-      block_forward (be, p, &model->dec[l], &model->dec_acts[l], model->res_dec[l],
-                     model->res_dec[l + 1], &dims);
+      {
+        dims.layer = l;
+        block_forward (be, p, &model->dec[l], &model->dec_acts[l], model->res_dec[l],
+                       model->res_dec[l + 1], &dims);
+      }
   }
   for (int h = 0; h < 2; h++)
     {
@@ -944,9 +1009,13 @@ cs_model_forward_backward (CsModel *model, const CsBatch *batch, gboolean with_g
       o->layernorm_forward (be, a->ln, a->mean, a->rstd, model->res_dec[c->dec_depth],
                             p + hp->norm_w, p + hp->norm_b, T_dec, D);
       o->linear_forward (be, a->logit, a->ln, p + hp->fc_w, p + hp->fc_b, T_dec, D, PP);
+      debug_finite (be, h == 0 ? "image head logits" : "edge head logits", NULL, a->logit,
+                    (size_t) T_dec * PP);
       loss[h] = o->sigmoid_loss (be, a->pred, with_grad ? a->dlogit : NULL, a->logit,
                                  model->target[h], model->coef,
                                  h == 0 ? 1.0f : CS_LOSS_EDGE_WEIGHT, T_dec, PP);
+      if (with_grad)
+        debug_finite (be, "sigmoid_loss dlogit", NULL, a->dlogit, (size_t) T_dec * PP);
     }
   if (out != NULL)
     {
@@ -986,10 +1055,14 @@ cs_model_forward_backward (CsModel *model, const CsBatch *batch, gboolean with_g
                              T_dec, D);
     }
   {
-    BlockDims dims = { T_dec, D, model->dec_hidden, c->dec_heads, B, d_dec_off, d_dec_len };
+    BlockDims dims = { T_dec, D, model->dec_hidden, c->dec_heads, B, d_dec_off, d_dec_len,
+                       "decoder", 0 };
     for (int l = c->dec_depth - 1; l >= 0; l--)
-      block_backward (model, p, g, &model->dec[l], &model->dec_acts[l], model->res_dec[l],
-                      model->d_res, &dims);
+      {
+        dims.layer = l;
+        block_backward (model, p, g, &model->dec[l], &model->dec_acts[l], model->res_dec[l],
+                        model->d_res, &dims);
+      }
   }
   /* d_att holds d dec_in, d_ln d enc_norm */
   o->zero (be, model->d_att, sizeof (float) * T_enc * D);
@@ -1002,13 +1075,18 @@ cs_model_forward_backward (CsModel *model, const CsBatch *batch, gboolean with_g
                          model->d_ln, model->res_enc[c->enc_depth], p + model->o_norm_w,
                          model->enc_norm_mean, model->enc_norm_rstd, T_enc, E);
   {
-    BlockDims dims = { T_enc, E, model->enc_hidden, c->enc_heads, B, d_enc_off, d_enc_len };
+    BlockDims dims = { T_enc, E, model->enc_hidden, c->enc_heads, B, d_enc_off, d_enc_len,
+                       "encoder", 0 };
     for (int l = c->enc_depth - 1; l >= 0; l--)
-      block_backward (model, p, g, &model->enc[l], &model->enc_acts[l], model->res_enc[l],
-                      model->d_res, &dims);
+      {
+        dims.layer = l;
+        block_backward (model, p, g, &model->enc[l], &model->enc_acts[l], model->res_enc[l],
+                        model->d_res, &dims);
+      }
   }
   o->embed_backward (be, g + model->o_cls, model->d_res, d_enc_patch, T_enc, E);
   o->linear_backward (be, NULL, g + model->o_pe_w, g + model->o_pe_b, model->d_res,
                       model->patches, p + model->o_pe_w, T_enc, PP, E);
+  debug_finite (be, "all gradients", NULL, g, model->n_params);
   return TRUE;
 }
