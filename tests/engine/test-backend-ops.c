@@ -64,6 +64,40 @@ rnd (GRand *rng, size_t n, double lo, double hi)
 }
 
 static void
+check_attention (Dev *d, GRand *rng, int T, int C, int NH, const int *seq_off,
+                 const int *seq_len, int n_seq)
+{
+  const char *name = d->be->ops->name;
+  const CsBackendOps *o = d->be->ops;
+  g_autofree float *qkv = rnd (rng, T * 3 * C, -1.5, 1.5), *dy = rnd (rng, T * C, -1, 1);
+  g_autofree float *y = g_new (float, T * C), *lse = g_new (float, NH * T);
+  g_autofree float *dqkv = rnd (rng, T * 3 * C, -1, 1);
+  float *gq = dev_put (d, qkv, sizeof (float) * T * 3 * C);
+  float *gy = dev_put (d, NULL, sizeof (float) * T * C);
+  float *gl = dev_put (d, NULL, sizeof (float) * NH * T);
+  float *gdy = dev_put (d, dy, sizeof (float) * T * C);
+  float *gdq = dev_put (d, dqkv, sizeof (float) * T * 3 * C);
+  int *goff = (int *) dev_put (d, seq_off, sizeof (int) * n_seq);
+  int *glen = (int *) dev_put (d, seq_len, sizeof (int) * n_seq);
+  g_autofree float *r1 = NULL, *r2 = NULL, *r3 = NULL;
+  g_autofree char *what = g_strdup_printf ("attention (T %d, head dim %d)", T, C / NH);
+  g_autofree char *what_lse = g_strconcat (what, " lse", NULL);
+  g_autofree char *what_bwd = g_strconcat (what, " backward", NULL);
+
+  cs_cpu_attention_forward (ref_pool, y, lse, qkv, seq_off, seq_len, n_seq, T, C, NH, FALSE);
+  o->attention_forward (d->be, gy, gl, gq, goff, glen, n_seq, T, C, NH);
+  r1 = dev_get (d, gy, T * C);
+  r2 = dev_get (d, gl, NH * T);
+  compare (name, what, r1, y, T * C, 2e-6, 1e-5);
+  compare (name, what_lse, r2, lse, NH * T, 2e-6, 1e-5);
+  cs_cpu_attention_backward (ref_pool, dqkv, dy, qkv, y, lse, seq_off, seq_len, n_seq, T, C,
+                             NH, FALSE);
+  o->attention_backward (d->be, gdq, gdy, gq, gy, gl, goff, glen, n_seq, T, C, NH);
+  r3 = dev_get (d, gdq, T * 3 * C);
+  compare (name, what_bwd, r3, dqkv, T * 3 * C, 1e-5, 1e-4);
+}
+
+static void
 check_backend (CsBackend *be)
 {
   const CsBackendOps *o = be->ops;
@@ -71,7 +105,6 @@ check_backend (CsBackend *be)
   Dev d = { be, g_ptr_array_new () };
   g_autoptr (GRand) rng = g_rand_new_with_seed (21);
   enum { T = 45, IN = 24, O = 40, C = 16, NH = 2 };
-  int seq_off[3] = { 0, 13, 30 }, seq_len[3] = { 13, 17, 15 };
 
   /* gemm, all transposes */
   for (int ta = 0; ta < 2; ta++)
@@ -139,27 +172,20 @@ check_backend (CsBackend *be)
     compare (name, "layernorm_backward db", r4, db, C, 1e-5, 1e-4);
   }
 
-  /* attention (reference: the scalar path with expf) */
+  /* attention (reference: the scalar path with expf) over head dims 8, 16, 24 and 40,
+   * sequences of 1 to 520 tokens: one or several tiles of queries and keys per sequence,
+   * a chunk of keys cut short, tiles that end inside a sequence */
   {
-    g_autofree float *qkv = rnd (rng, T * 3 * C, -1.5, 1.5), *dy = rnd (rng, T * C, -1, 1);
-    g_autofree float *y = g_new (float, T * C), *lse = g_new (float, NH * T);
-    g_autofree float *dqkv = rnd (rng, T * 3 * C, -1, 1);
-    float *gq = dev_put (&d, qkv, sizeof (float) * T * 3 * C), *gy = dev_put (&d, NULL, sizeof (float) * T * C);
-    float *gl = dev_put (&d, NULL, sizeof (float) * NH * T), *gdy = dev_put (&d, dy, sizeof (float) * T * C);
-    float *gdq = dev_put (&d, dqkv, sizeof (float) * T * 3 * C);
-    int *goff = (int *) dev_put (&d, seq_off, sizeof seq_off), *glen = (int *) dev_put (&d, seq_len, sizeof seq_len);
-    g_autofree float *r1 = NULL, *r2 = NULL, *r3 = NULL;
-    cs_cpu_attention_forward (ref_pool, y, lse, qkv, seq_off, seq_len, 3, T, C, NH, FALSE);
-    o->attention_forward (be, gy, gl, gq, goff, glen, 3, T, C, NH);
-    r1 = dev_get (&d, gy, T * C);
-    r2 = dev_get (&d, gl, NH * T);
-    compare (name, "attention_forward", r1, y, T * C, 2e-6, 1e-5);
-    compare (name, "attention_forward lse", r2, lse, NH * T, 2e-6, 1e-5);
-    cs_cpu_attention_backward (ref_pool, dqkv, dy, qkv, y, lse, seq_off, seq_len, 3, T, C, NH,
-                               FALSE);
-    o->attention_backward (be, gdq, gdy, gq, gy, gl, goff, glen, 3, T, C, NH);
-    r3 = dev_get (&d, gdq, T * 3 * C);
-    compare (name, "attention_backward", r3, dqkv, T * 3 * C, 1e-5, 1e-4);
+    const int off_a[] = { 0, 13, 30 }, len_a[] = { 13, 17, 15 };
+    const int off_b[] = { 0, 1, 341 }, len_b[] = { 1, 340, 259 };
+    const int off_c[] = { 0, 520 }, len_c[] = { 520, 80 };
+    const int off_d[] = { 0, 70 }, len_d[] = { 70, 130 };
+    const int off_e[] = { 0, 150 }, len_e[] = { 150, 150 };
+    check_attention (&d, rng, 45, 16, 2, off_a, len_a, 3);
+    check_attention (&d, rng, 600, 32, 2, off_b, len_b, 3);
+    check_attention (&d, rng, 600, 16, 2, off_c, len_c, 2);
+    check_attention (&d, rng, 200, 48, 2, off_d, len_d, 2);
+    check_attention (&d, rng, 300, 80, 2, off_e, len_e, 2);
   }
 
   /* gelu, add, add_inplace */

@@ -12,15 +12,18 @@
 #    (The kernels' logic is also checked without a GPU, in the normal test suite:
 #    test-backend-ops-cuda-emu runs them translated to C++ on the CPU; see emu/.)
 # 3. With one: op-by-op CPU vs CUDA parity (tests/engine/test-backend-ops: every op through
-#    the backend memory API, |cuda - cpu| <= atol + rtol |cpu| per element, e.g. GEMM 1e-5 +
-#    1e-5, attention 2e-6 + 1e-5, LayerNorm backward 1e-5 + 1e-4), whole-model
-#    parity (tests/gpu/test-cuda-model: outputs, loss, every gradient, 10 Adam steps; tolerances in its header), detection
-#    scores on the bundled phantoms within 1e-3 (cordscope-cli detect --backend cpu|cuda),
-#    and the benchmark against the PyTorch reference on the same GPU (tests/gpu/gpu-bench.py:
-#    K=10 Monte-Carlo ms per slice, training images/s at batch 10, fraction of fp32 peak),
-#    then DESIGN.md's full adaptation (200 epochs, 375 phantom slices) timed, at most
-#    CS_GPU_ADAPT_S seconds (150), and last, only while CS_GPU_BUDGET (420 s from the start)
-#    lasts, the sanitizers: a device call is short, and the figures come first.
+#    the backend memory API, |cuda - cpu| <= atol + rtol |cpu| per element, e.g. GEMM
+#    1e-5 + 1e-5, attention 2e-6 + 1e-5, LayerNorm backward 1e-5 + 1e-4), also for the
+#    other attention variants (CS_CUDA_ATTN_QPT 1 and 4); whole-model parity
+#    (tests/gpu/test-cuda-model: outputs, loss, every gradient, 10 Adam steps; tolerances
+#    in its header); detection scores on the bundled phantoms within 1e-3 (cordscope-cli
+#    detect --backend cpu|cuda); the benchmark against the PyTorch reference on the same
+#    GPU (tests/gpu/gpu-bench.py: K=10 Monte-Carlo ms per slice, training images/s at
+#    batch 10, fraction of fp32 peak) and the GPU time per kernel (gpu-profile.py, ncu);
+#    DESIGN.md's full adaptation (200 epochs, 375 phantom slices), timed, for at most
+#    CS_GPU_ADAPT_S seconds (150); last, only while CS_GPU_BUDGET (420 s from the start)
+#    lasts, compute-sanitizer memcheck and racecheck: a device call is short, and the
+#    figures come first.
 # Ends with a summary; exit status non-zero when a parity check fails.
 # CS_GPU_USE_PACK=1 uses gpu-pack/ even where a native build would work.
 set -u
@@ -163,6 +166,17 @@ else
   fail "op parity (see $RESULTS/op-parity.log):" \
        "$(grep -m3 -E 'ERROR|not ok|SKIP' "$RESULTS/op-parity.log" | tr '\n' ' ')"
 fi
+# the other token-per-thread variants of the 8-wide attention kernels (CS_CUDA_ATTN_QPT)
+for qpt in 1 4; do
+  if step "op-parity-qpt$qpt" 60 env CS_CUDA_ATTN_QPT=$qpt "${RUN[@]}" \
+     "$BUILD/tests/engine/test-backend-ops" -p /engine/backend-ops/cuda; then
+    note "op parity with CS_CUDA_ATTN_QPT=$qpt: $(grep -c 'within tolerance' \
+          "$RESULTS/op-parity-qpt$qpt.log") checks within tolerance"
+  else
+    fail "op parity with CS_CUDA_ATTN_QPT=$qpt (see $RESULTS/op-parity-qpt$qpt.log)"
+  fi
+done
+
 # ---------------------------------------------------------------- model parity
 if step model-parity 200 "${RUN[@]}" "$BUILD/tests/gpu/test-cuda-model"; then
   note "model parity: $(grep -E ': (loss|gradients|after 10)' "$RESULTS/model-parity.log" \
@@ -190,13 +204,22 @@ fi
 
 # ---------------------------------------------------------------- benchmark
 if step bench 240 "${RUN[@]}" env PYTHONUNBUFFERED=1 python3 tests/gpu/gpu-bench.py \
-     --bench-model "$BUILD/bench/cs-bench-model"; then
-  grep -E "^(K=[0-9]+ MC|training)" "$RESULTS/bench.log" > "$RESULTS/bench-summary.txt"
+     --bench-model "$BUILD/bench/cs-bench-model" --attn-qpt 1,2,4; then
+  grep -E "^(K=[0-9]+ MC|training|attention with)" "$RESULTS/bench.log" > "$RESULTS/bench-summary.txt"
   while read -r line; do note "bench: $line"; done < "$RESULTS/bench-summary.txt"
   tail -1 "$RESULTS/bench.log" > "$RESULTS/bench.json"
 else
   fail "benchmark (see $RESULTS/bench.log): $(tail -3 "$RESULTS/bench.log" | tr '\n' ' ')"
 fi
+# where the GPU time goes (Nsight Compute, when installed): the five costliest kernels
+NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null \
+      | head -1)
+if [ -n "$NCU" ] && step profile 120 "${RUN[@]}" env PYTHONUNBUFFERED=1 python3 \
+     tests/gpu/gpu-profile.py --bench-model "$BUILD/bench/cs-bench-model" --ncu "$NCU"; then
+  grep -A5 -E "^(infer|train)," "$RESULTS/profile.log" | grep -v "^--" \
+    | while read -r line; do note "profile: $line"; done
+fi
+
 # ---------------------------------------------------------------- full adaptation
 # DESIGN.md's schedule (200 epochs, EU refresh every 10, AU from 150) on 125 phantoms x 3
 # slices = 375, the bundled model, on the GPU; stopped (SIGINT: the CLI saves the last

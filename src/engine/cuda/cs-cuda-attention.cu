@@ -1,289 +1,289 @@
 /* cs-cuda-attention.cu: multi-head self-attention of packed sequences for SMALL head dims
  * (<= 64; the presets use 8), forward and backward, softmax fused, no T x T matrix stored.
  *
- * One thread per (token, head); a block holds TILE consecutive packed tokens of one head
- * (blockIdx.y), which may straddle sequences. Each thread finds its own sequence by a scan
- * of seq_off/seq_len (device memory; no assumption on their order), and the block walks the
- * union of its threads' key ranges in tiles staged in shared memory; each thread uses only
- * the keys of its own sequence. Head dims are zero-padded to HDP (8, 16, 32 or 64), so
- * the padded channels add exact zeros to every dot product.
- *   forward:  online softmax (running max m, sum l, accumulator), lse = m + log l.
+ * Work is cut per sequence: block (x, h) takes one tile of BQ = NT x QPT consecutive
+ * tokens of one sequence (seq_tile finds which from seq_off/seq_len, in device memory; no
+ * assumption on their order) and head h, so a block's threads share one key range and
+ * never idle over another sequence's keys. Each thread holds QPT tokens (t0 + tid + i NT),
+ * which reuses every key it reads from shared memory QPT times. Keys (or, for dk/dv,
+ * queries) are staged NT at a time in shared memory. Head dims are zero-padded to HDP (8,
+ * 16, 32 or 64), so the padded channels add exact zeros to every dot product. Scores are
+ * kept in base 2 (q is scaled by scale x log2 e once), so each probability is one exp2.
+ *   forward:  online softmax over chunks of CH keys: the chunk's scores, their maximum, one
+ *             rescale of the running sum and accumulator per chunk (no branch per key);
+ *             lse = ln 2 (m + log2 l), natural log as the CPU backend's.
  *   backward: probabilities recomputed from lse (flash-attention style), D_i = dO_i . o_i;
  *             one kernel per query gives dq, one per key gives dk and dv, so every output
  *             element has exactly one writer: no atomics, deterministic. */
 #include "cs-cuda-common.cuh"
 
-#include <limits.h>
 #include <math.h>
 
-/* the sequence [*s0, *s1) holding token t, or an empty range */
-static __device__ __forceinline__ void
-find_sequence (const int *seq_off, const int *seq_len, int n_seq, int t, int *s0, int *s1)
+#define CS_LOG2E 1.4426950408889634f
+#define CS_LN2 0.6931471805599453f
+
+/* block b's tile: the sequence [*s0, *s1) and its first token *t0, taking the sequences'
+ * tiles of bq tokens one after the other; FALSE past the last tile (block-uniform) */
+static __device__ __forceinline__ bool
+seq_tile (const int *seq_off, const int *seq_len, int n_seq, int bq, int b, int *s0, int *s1,
+          int *t0)
 {
-  *s0 = 0;
-  *s1 = 0;
-  for (int b = 0; b < n_seq; b++)
+  for (int s = 0; s < n_seq; s++)
     {
-      int off = seq_off[b], len = seq_len[b];
-      if (len > 0 && t >= off && t < off + len)
+      const int len = seq_len[s], tiles = len > 0 ? (len + bq - 1) / bq : 0;
+      if (b < tiles)
         {
-          *s0 = off;
-          *s1 = off + len;
-          return;
+          *s0 = seq_off[s];
+          *s1 = *s0 + len;
+          *t0 = *s0 + b * bq;
+          return true;
         }
+      b -= tiles;
     }
+  return false;
 }
 
-/* the union [lo, hi) of the active threads' ranges, in shared memory; block-uniform */
-static __device__ __forceinline__ void
-block_range (int s0, int s1, int *lo, int *hi)
-{
-  __shared__ int kmin, kmax;
-
-  if (threadIdx.x == 0)
-    {
-      kmin = INT_MAX;
-      kmax = INT_MIN;
-    }
-  __syncthreads ();
-  if (s1 > s0)
-    {
-      atomicMin (&kmin, s0);
-      atomicMax (&kmax, s1);
-    }
-  __syncthreads ();
-  *lo = kmin;
-  *hi = kmax;
-}
-
-/* row[HDP] = channels base .. base+hd-1 of row r of a [*, stride] matrix, zero-padded */
+/* row[HDP] = mul x channels base .. base+hd-1 of row r of a [*, stride] matrix, zero-padded */
 template <int HDP>
 static __device__ __forceinline__ void
-load_row (float *row, const float *m, int stride, int base, int r, int hd, bool valid)
+load_row (float *row, const float *m, int stride, int base, int r, int hd, bool valid,
+          float mul = 1.0f)
 {
 #pragma unroll
   for (int d = 0; d < HDP; d++)
-    row[d] = valid && d < hd ? m[(size_t) r * stride + base + d] : 0.0f;
+    row[d] = valid && d < hd ? mul * m[(size_t) r * stride + base + d] : 0.0f;
 }
 
-template <int HDP, int TILE>
-static __global__ void __launch_bounds__ (TILE)
+template <int HDP>
+static __device__ __forceinline__ float
+dot_row (const float *a, const float *b)
+{
+  float s = 0.0f;
+#pragma unroll
+  for (int d = 0; d < HDP; d++)
+    s += a[d] * b[d];
+  return s;
+}
+
+template <int HDP, int NT, int QPT>
+static __global__ void __launch_bounds__ (NT)
 attention_forward_kernel (float *out, float *lse, const float *qkv, const int *seq_off,
                           const int *seq_len, int n_seq, int T, int C, int hd, float scale)
 {
-  __shared__ float ks[TILE][HDP];
-  __shared__ float vs[TILE][HDP];
+  constexpr int CH = 8; /* keys per online-softmax step; NT is a multiple of it */
+  __shared__ float ks[NT][HDP];
+  __shared__ float vs[NT][HDP];
   const int h = blockIdx.y, C3 = 3 * C;
-  const int t = blockIdx.x * TILE + threadIdx.x;
-  int s0 = 0, s1 = 0, lo, hi;
-  float q[HDP], acc[HDP], m = -INFINITY, l = 0.0f;
+  int s0, s1, t0;
+  float q[QPT][HDP], acc[QPT][HDP], m[QPT], l[QPT];
 
-  if (t < T)
-    find_sequence (seq_off, seq_len, n_seq, t, &s0, &s1);
-  block_range (s0, s1, &lo, &hi);
-  if (hi <= lo)
-    return; /* block-uniform: no thread of this block has a sequence */
-  const bool active = s1 > s0;
-  load_row<HDP> (q, qkv, C3, h * hd, t, hd, active);
+  if (!seq_tile (seq_off, seq_len, n_seq, NT * QPT, blockIdx.x, &s0, &s1, &t0))
+    return;
 #pragma unroll
-  for (int d = 0; d < HDP; d++)
-    acc[d] = 0.0f;
-
-  for (int k0 = lo; k0 < hi; k0 += TILE)
+  for (int i = 0; i < QPT; i++)
     {
-      const int kt = k0 + threadIdx.x;
+      const int t = t0 + threadIdx.x + i * NT;
+      load_row<HDP> (q[i], qkv, C3, h * hd, t, hd, t < s1, scale * CS_LOG2E);
+#pragma unroll
+      for (int d = 0; d < HDP; d++)
+        acc[i][d] = 0.0f;
+      m[i] = -INFINITY;
+      l[i] = 0.0f;
+    }
+
+  for (int k0 = s0; k0 < s1; k0 += NT)
+    {
+      const int kt = k0 + threadIdx.x, nk = min (NT, s1 - k0);
       __syncthreads (); /* the previous tile is consumed */
-      load_row<HDP> (ks[threadIdx.x], qkv, C3, C + h * hd, kt, hd, kt < hi);
-      load_row<HDP> (vs[threadIdx.x], qkv, C3, 2 * C + h * hd, kt, hd, kt < hi);
+      load_row<HDP> (ks[threadIdx.x], qkv, C3, C + h * hd, kt, hd, kt < s1);
+      load_row<HDP> (vs[threadIdx.x], qkv, C3, 2 * C + h * hd, kt, hd, kt < s1);
       __syncthreads ();
-      if (!active)
-        continue;
-      const int j0 = max (k0, s0) - k0, j1 = min (k0 + TILE, s1) - k0;
-      for (int j = j0; j < j1; j++)
+      for (int c = 0; c < nk; c += CH)
         {
-          float dot = 0.0f;
 #pragma unroll
-          for (int d = 0; d < HDP; d++)
-            dot += q[d] * ks[j][d];
-          const float s = dot * scale;
-          if (s > m)
+          for (int i = 0; i < QPT; i++)
             {
-              /* new maximum: rescale what was summed so far (first key: c = 0) */
-              const float c = expf (m - s);
-              l = l * c + 1.0f;
+              float s[CH], mx = -INFINITY;
+#pragma unroll
+              for (int j = 0; j < CH; j++)
+                {
+                  s[j] = c + j < nk ? dot_row<HDP> (q[i], ks[c + j]) : -INFINITY;
+                  mx = fmaxf (mx, s[j]);
+                }
+              /* mx is finite: the chunk holds at least one key */
+              const float mnew = fmaxf (m[i], mx), corr = exp2f (m[i] - mnew);
+              l[i] *= corr;
 #pragma unroll
               for (int d = 0; d < HDP; d++)
-                acc[d] = acc[d] * c + vs[j][d];
-              m = s;
-            }
-          else
-            {
-              const float p = expf (s - m);
-              l += p;
+                acc[i][d] *= corr;
+              m[i] = mnew;
 #pragma unroll
-              for (int d = 0; d < HDP; d++)
-                acc[d] += p * vs[j][d];
+              for (int j = 0; j < CH; j++)
+                {
+                  const float p = exp2f (s[j] - mnew);
+                  l[i] += p;
+#pragma unroll
+                  for (int d = 0; d < HDP; d++)
+                    acc[i][d] += p * vs[c + j][d];
+                }
             }
         }
     }
-  if (!active)
-    return;
 #pragma unroll
-  for (int d = 0; d < HDP; d++)
-    if (d < hd)
-      out[(size_t) t * C + h * hd + d] = acc[d] / l;
-  lse[(size_t) h * T + t] = m + logf (l);
+  for (int i = 0; i < QPT; i++)
+    {
+      const int t = t0 + threadIdx.x + i * NT;
+      if (t >= s1)
+        continue;
+#pragma unroll
+      for (int d = 0; d < HDP; d++)
+        if (d < hd)
+          out[(size_t) t * C + h * hd + d] = acc[i][d] / l[i];
+      lse[(size_t) h * T + t] = CS_LN2 * (m[i] + log2f (l[i]));
+    }
 }
 
 /* dq of each query: sum_j ds_ij k_j * scale, ds_ij = p_ij (dO_i . v_j - D_i) */
-template <int HDP, int TILE>
-static __global__ void __launch_bounds__ (TILE)
+template <int HDP, int NT, int QPT>
+static __global__ void __launch_bounds__ (NT)
 attention_backward_dq_kernel (float *dqkv, const float *dout, const float *qkv,
                               const float *out, const float *lse, const int *seq_off,
                               const int *seq_len, int n_seq, int T, int C, int hd, float scale)
 {
-  __shared__ float ks[TILE][HDP];
-  __shared__ float vs[TILE][HDP];
+  __shared__ float ks[NT][HDP];
+  __shared__ float vs[NT][HDP];
   const int h = blockIdx.y, C3 = 3 * C;
-  const int t = blockIdx.x * TILE + threadIdx.x;
-  int s0 = 0, s1 = 0, lo, hi;
-  float q[HDP], g[HDP], dq[HDP], D = 0.0f, L = 0.0f;
+  int s0, s1, t0;
+  float q[QPT][HDP], g[QPT][HDP], dq[QPT][HDP], D[QPT], L[QPT];
 
-  if (t < T)
-    find_sequence (seq_off, seq_len, n_seq, t, &s0, &s1);
-  block_range (s0, s1, &lo, &hi);
-  if (hi <= lo)
+  if (!seq_tile (seq_off, seq_len, n_seq, NT * QPT, blockIdx.x, &s0, &s1, &t0))
     return;
-  const bool active = s1 > s0;
-  load_row<HDP> (q, qkv, C3, h * hd, t, hd, active);
-  load_row<HDP> (g, dout, C, h * hd, t, hd, active);
-  {
-    float o[HDP];
-    load_row<HDP> (o, out, C, h * hd, t, hd, active);
 #pragma unroll
-    for (int d = 0; d < HDP; d++)
-      {
-        D += g[d] * o[d];
-        dq[d] = 0.0f;
-      }
-  }
-  if (active)
-    L = lse[(size_t) h * T + t];
-
-  for (int k0 = lo; k0 < hi; k0 += TILE)
+  for (int i = 0; i < QPT; i++)
     {
-      const int kt = k0 + threadIdx.x;
+      const int t = t0 + threadIdx.x + i * NT;
+      const bool valid = t < s1;
+      float o[HDP];
+      load_row<HDP> (q[i], qkv, C3, h * hd, t, hd, valid, scale * CS_LOG2E);
+      load_row<HDP> (g[i], dout, C, h * hd, t, hd, valid);
+      load_row<HDP> (o, out, C, h * hd, t, hd, valid);
+      D[i] = dot_row<HDP> (g[i], o);
+      L[i] = valid ? lse[(size_t) h * T + t] * CS_LOG2E : 0.0f;
+#pragma unroll
+      for (int d = 0; d < HDP; d++)
+        dq[i][d] = 0.0f;
+    }
+
+  for (int k0 = s0; k0 < s1; k0 += NT)
+    {
+      const int kt = k0 + threadIdx.x, nk = min (NT, s1 - k0);
       __syncthreads ();
-      load_row<HDP> (ks[threadIdx.x], qkv, C3, C + h * hd, kt, hd, kt < hi);
-      load_row<HDP> (vs[threadIdx.x], qkv, C3, 2 * C + h * hd, kt, hd, kt < hi);
+      load_row<HDP> (ks[threadIdx.x], qkv, C3, C + h * hd, kt, hd, kt < s1);
+      load_row<HDP> (vs[threadIdx.x], qkv, C3, 2 * C + h * hd, kt, hd, kt < s1);
       __syncthreads ();
-      if (!active)
-        continue;
-      const int j0 = max (k0, s0) - k0, j1 = min (k0 + TILE, s1) - k0;
-      for (int j = j0; j < j1; j++)
+      for (int j = 0; j < nk; j++)
         {
-          float dot = 0.0f, dp = 0.0f;
 #pragma unroll
-          for (int d = 0; d < HDP; d++)
+          for (int i = 0; i < QPT; i++)
             {
-              dot += q[d] * ks[j][d];
-              dp += g[d] * vs[j][d];
-            }
-          const float p = expf (dot * scale - L);
-          const float ds = p * (dp - D) * scale;
+              const float p = exp2f (dot_row<HDP> (q[i], ks[j]) - L[i]);
+              const float ds = p * (dot_row<HDP> (g[i], vs[j]) - D[i]);
 #pragma unroll
-          for (int d = 0; d < HDP; d++)
-            dq[d] += ds * ks[j][d];
+              for (int d = 0; d < HDP; d++)
+                dq[i][d] += ds * ks[j][d];
+            }
         }
     }
-  if (!active)
-    return;
 #pragma unroll
-  for (int d = 0; d < HDP; d++)
-    if (d < hd)
-      dqkv[(size_t) t * C3 + h * hd + d] += dq[d];
+  for (int i = 0; i < QPT; i++)
+    {
+      const int t = t0 + threadIdx.x + i * NT;
+      if (t >= s1)
+        continue;
+#pragma unroll
+      for (int d = 0; d < HDP; d++)
+        if (d < hd)
+          dqkv[(size_t) t * C3 + h * hd + d] += scale * dq[i][d];
+    }
 }
 
-/* dk, dv of each key: dv_j = sum_i p_ij dO_i, dk_j = sum_i ds_ij q_i * scale */
-template <int HDP, int TILE>
-static __global__ void __launch_bounds__ (TILE)
+/* dk, dv of each key: dv_j = sum_i p_ij dO_i, dk_j = sum_i ds_ij q_i * scale; the staged
+ * queries are scaled by scale x log2 e, so dk is divided by log2 e at the end */
+template <int HDP, int NT, int KPT>
+static __global__ void __launch_bounds__ (NT)
 attention_backward_dkv_kernel (float *dqkv, const float *dout, const float *qkv,
                                const float *out, const float *lse, const int *seq_off,
                                const int *seq_len, int n_seq, int T, int C, int hd, float scale)
 {
-  __shared__ float qs[TILE][HDP];
-  __shared__ float gs[TILE][HDP];
-  __shared__ float Ls[TILE];
-  __shared__ float Ds[TILE];
+  __shared__ float qs[NT][HDP];
+  __shared__ float gs[NT][HDP];
+  __shared__ float Ls[NT];
+  __shared__ float Ds[NT];
   const int h = blockIdx.y, C3 = 3 * C;
-  const int t = blockIdx.x * TILE + threadIdx.x;
-  int s0 = 0, s1 = 0, lo, hi;
-  float k[HDP], v[HDP], dk[HDP], dv[HDP];
+  int s0, s1, t0;
+  float k[KPT][HDP], v[KPT][HDP], dk[KPT][HDP], dv[KPT][HDP];
 
-  if (t < T)
-    find_sequence (seq_off, seq_len, n_seq, t, &s0, &s1);
-  block_range (s0, s1, &lo, &hi);
-  if (hi <= lo)
+  if (!seq_tile (seq_off, seq_len, n_seq, NT * KPT, blockIdx.x, &s0, &s1, &t0))
     return;
-  const bool active = s1 > s0;
-  load_row<HDP> (k, qkv, C3, C + h * hd, t, hd, active);
-  load_row<HDP> (v, qkv, C3, 2 * C + h * hd, t, hd, active);
 #pragma unroll
-  for (int d = 0; d < HDP; d++)
+  for (int i = 0; i < KPT; i++)
     {
-      dk[d] = 0.0f;
-      dv[d] = 0.0f;
+      const int t = t0 + threadIdx.x + i * NT;
+      load_row<HDP> (k[i], qkv, C3, C + h * hd, t, hd, t < s1);
+      load_row<HDP> (v[i], qkv, C3, 2 * C + h * hd, t, hd, t < s1);
+#pragma unroll
+      for (int d = 0; d < HDP; d++)
+        {
+          dk[i][d] = 0.0f;
+          dv[i][d] = 0.0f;
+        }
     }
 
-  for (int i0 = lo; i0 < hi; i0 += TILE)
+  for (int i0 = s0; i0 < s1; i0 += NT)
     {
-      const int it = i0 + threadIdx.x;
-      const bool row_ok = it < hi;
+      const int it = i0 + threadIdx.x, ni = min (NT, s1 - i0);
+      const bool row_ok = it < s1;
       __syncthreads ();
-      load_row<HDP> (qs[threadIdx.x], qkv, C3, h * hd, it, hd, row_ok);
+      load_row<HDP> (qs[threadIdx.x], qkv, C3, h * hd, it, hd, row_ok, scale * CS_LOG2E);
       load_row<HDP> (gs[threadIdx.x], dout, C, h * hd, it, hd, row_ok);
       {
         /* D_i = dO_i . o_i of the staged query (the loader computes it) */
-        float o[HDP], D = 0.0f;
+        float o[HDP];
         load_row<HDP> (o, out, C, h * hd, it, hd, row_ok);
-#pragma unroll
-        for (int d = 0; d < HDP; d++)
-          D += gs[threadIdx.x][d] * o[d];
-        Ds[threadIdx.x] = D;
-        Ls[threadIdx.x] = row_ok ? lse[(size_t) h * T + it] : 0.0f;
+        Ds[threadIdx.x] = dot_row<HDP> (gs[threadIdx.x], o);
+        Ls[threadIdx.x] = row_ok ? lse[(size_t) h * T + it] * CS_LOG2E : 0.0f;
       }
       __syncthreads ();
-      if (!active)
-        continue;
-      const int j0 = max (i0, s0) - i0, j1 = min (i0 + TILE, s1) - i0;
-      for (int i = j0; i < j1; i++)
+      for (int j = 0; j < ni; j++)
         {
-          float dot = 0.0f, dp = 0.0f;
 #pragma unroll
-          for (int d = 0; d < HDP; d++)
+          for (int i = 0; i < KPT; i++)
             {
-              dot += qs[i][d] * k[d];
-              dp += gs[i][d] * v[d];
-            }
-          const float p = expf (dot * scale - Ls[i]);
-          const float ds = p * (dp - Ds[i]) * scale;
+              const float p = exp2f (dot_row<HDP> (qs[j], k[i]) - Ls[j]);
+              const float ds = p * (dot_row<HDP> (gs[j], v[i]) - Ds[j]);
 #pragma unroll
-          for (int d = 0; d < HDP; d++)
-            {
-              dv[d] += p * gs[i][d];
-              dk[d] += ds * qs[i][d];
+              for (int d = 0; d < HDP; d++)
+                {
+                  dv[i][d] += p * gs[j][d];
+                  dk[i][d] += ds * qs[j][d];
+                }
             }
         }
     }
-  if (!active)
-    return;
 #pragma unroll
-  for (int d = 0; d < HDP; d++)
-    if (d < hd)
-      {
-        dqkv[(size_t) t * C3 + C + h * hd + d] += dk[d];
-        dqkv[(size_t) t * C3 + 2 * C + h * hd + d] += dv[d];
-      }
+  for (int i = 0; i < KPT; i++)
+    {
+      const int t = t0 + threadIdx.x + i * NT;
+      if (t >= s1)
+        continue;
+#pragma unroll
+      for (int d = 0; d < HDP; d++)
+        if (d < hd)
+          {
+            dqkv[(size_t) t * C3 + C + h * hd + d] += dk[i][d] * (1.0f / CS_LOG2E);
+            dqkv[(size_t) t * C3 + 2 * C + h * hd + d] += dv[i][d];
+          }
+    }
 }
 
 /* ---------------------------------------------------------------- dispatch */
@@ -303,25 +303,27 @@ attention_shape_ok (CsCudaContext *ctx, int T, int C, int NH, int *hd)
   return TRUE;
 }
 
+/* <HDP, NT, QPT>: 8-wide heads (the presets') take ctx->attn_qpt tokens per thread (1, 2 or
+ * 4: CS_CUDA_ATTN_QPT, for tuning; default 2), 16-wide ones two: more reuse of each staged
+ * key while registers last; 32 and 64 wide ones one. Grid x: an upper bound of the
+ * sequences' tiles (sum of ceil(len / BQ) <= T / BQ + n_seq); extra blocks return. */
+#define ATTN_LAUNCH(KERNEL, HDP, NT, QPT, ...) \
+  KERNEL<HDP, NT, QPT><<<dim3 ((T + NT * QPT - 1) / (NT * QPT) + n_seq, NH), NT>>> (__VA_ARGS__);
 #define ATTN_DISPATCH(KERNEL, ...) \
   do \
     { \
-      if (hd <= 8) \
-        { \
-          KERNEL<8, 128><<<dim3 ((T + 127) / 128, NH), 128>>> (__VA_ARGS__); \
-        } \
+      if (hd <= 8 && ctx->attn_qpt == 1) \
+        ATTN_LAUNCH (KERNEL, 8, 128, 1, __VA_ARGS__) \
+      else if (hd <= 8 && ctx->attn_qpt == 4) \
+        ATTN_LAUNCH (KERNEL, 8, 128, 4, __VA_ARGS__) \
+      else if (hd <= 8) \
+        ATTN_LAUNCH (KERNEL, 8, 128, 2, __VA_ARGS__) \
       else if (hd <= 16) \
-        { \
-          KERNEL<16, 128><<<dim3 ((T + 127) / 128, NH), 128>>> (__VA_ARGS__); \
-        } \
+        ATTN_LAUNCH (KERNEL, 16, 128, 2, __VA_ARGS__) \
       else if (hd <= 32) \
-        { \
-          KERNEL<32, 64><<<dim3 ((T + 63) / 64, NH), 64>>> (__VA_ARGS__); \
-        } \
+        ATTN_LAUNCH (KERNEL, 32, 64, 1, __VA_ARGS__) \
       else \
-        { \
-          KERNEL<64, 64><<<dim3 ((T + 63) / 64, NH), 64>>> (__VA_ARGS__); \
-        } \
+        ATTN_LAUNCH (KERNEL, 64, 64, 1, __VA_ARGS__) \
     } \
   while (0)
 
