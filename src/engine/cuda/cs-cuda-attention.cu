@@ -54,6 +54,18 @@ load_row (float *row, const float *m, int stride, int base, int r, int hd, bool 
     row[d] = valid && d < hd ? mul * m[(size_t) r * stride + base + d] : 0.0f;
 }
 
+/* channels base .. base+hd-1 of row r of a [*, stride] matrix: = (add: +=) mul x row */
+template <int HDP>
+static __device__ __forceinline__ void
+store_row (float *m, int stride, int base, int r, int hd, const float *row, float mul, bool add)
+{
+  float *dst = m + (size_t) r * stride + base;
+#pragma unroll
+  for (int d = 0; d < HDP; d++)
+    if (d < hd)
+      dst[d] = (add ? dst[d] : 0.0f) + mul * row[d];
+}
+
 template <int HDP>
 static __device__ __forceinline__ float
 dot_row (const float *a, const float *b)
@@ -135,10 +147,7 @@ attention_forward_kernel (float *out, float *lse, const float *qkv, const int *s
       const int t = t0 + threadIdx.x + i * NT;
       if (t >= s1)
         continue;
-#pragma unroll
-      for (int d = 0; d < HDP; d++)
-        if (d < hd)
-          out[(size_t) t * C + h * hd + d] = acc[i][d] / l[i];
+      store_row<HDP> (out, C, h * hd, t, hd, acc[i], 1.0f / l[i], false);
       lse[(size_t) h * T + t] = CS_LN2 * (m[i] + log2f (l[i]));
     }
 }
@@ -198,12 +207,8 @@ attention_backward_dq_kernel (float *dqkv, const float *dout, const float *qkv,
   for (int i = 0; i < QPT; i++)
     {
       const int t = t0 + threadIdx.x + i * NT;
-      if (t >= s1)
-        continue;
-#pragma unroll
-      for (int d = 0; d < HDP; d++)
-        if (d < hd)
-          dqkv[(size_t) t * C3 + h * hd + d] += scale * dq[i][d];
+      if (t < s1)
+        store_row<HDP> (dqkv, C3, h * hd, t, hd, dq[i], scale, true);
     }
 }
 
@@ -276,13 +281,8 @@ attention_backward_dkv_kernel (float *dqkv, const float *dout, const float *qkv,
       const int t = t0 + threadIdx.x + i * NT;
       if (t >= s1)
         continue;
-#pragma unroll
-      for (int d = 0; d < HDP; d++)
-        if (d < hd)
-          {
-            dqkv[(size_t) t * C3 + C + h * hd + d] += dk[i][d] * (1.0f / CS_LOG2E);
-            dqkv[(size_t) t * C3 + 2 * C + h * hd + d] += dv[i][d];
-          }
+      store_row<HDP> (dqkv, C3, C + h * hd, t, hd, dk[i], 1.0f / CS_LOG2E, true);
+      store_row<HDP> (dqkv, C3, 2 * C + h * hd, t, hd, dv[i], 1.0f, true);
     }
 }
 
