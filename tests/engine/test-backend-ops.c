@@ -172,7 +172,7 @@ check_backend (CsBackend *be)
     compare (name, "layernorm_backward db", r4, db, C, 1e-5, 1e-4);
   }
 
-  /* attention (reference: the scalar path with expf) over head dims 8, 16, 24 and 40,
+  /* attention (reference: the scalar path with expf) over head dims 5, 8, 16, 24 and 40,
    * sequences of 1 to 520 tokens: one or several tiles of queries and keys per sequence,
    * a chunk of keys cut short, tiles that end inside a sequence */
   {
@@ -181,11 +181,13 @@ check_backend (CsBackend *be)
     const int off_c[] = { 0, 520 }, len_c[] = { 520, 80 };
     const int off_d[] = { 0, 70 }, len_d[] = { 70, 130 };
     const int off_e[] = { 0, 150 }, len_e[] = { 150, 150 };
+    const int off_f[] = { 0, 7 }, len_f[] = { 7, 123 };
     check_attention (&d, rng, 45, 16, 2, off_a, len_a, 3);
     check_attention (&d, rng, 600, 32, 2, off_b, len_b, 3);
     check_attention (&d, rng, 600, 16, 2, off_c, len_c, 2);
     check_attention (&d, rng, 200, 48, 2, off_d, len_d, 2);
     check_attention (&d, rng, 300, 80, 2, off_e, len_e, 2);
+    check_attention (&d, rng, 130, 10, 2, off_f, len_f, 2);
   }
 
   /* gelu, add, add_inplace */
