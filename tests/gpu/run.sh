@@ -202,6 +202,25 @@ else
        "$(head -3 "$RESULTS/detect-compare.log" 2>/dev/null | tr '\n' ' ')"
 fi
 
+# ---------------------------------------------------------------- short adaptation
+# 40 phantoms, 2 epochs, EU refresh every epoch: CPU and CUDA must both stay finite (this
+# went NaN on the GPU before the class token's target rows were zeroed) and end with
+# similar losses (not equal: the masks are drawn from EU maps that differ in the last digits)
+PH40=/tmp/cs-gpu-phantoms-40
+rm -rf "$PH40"
+if step phantoms-40 60 "${RUN[@]}" "$CLI" phantom --out "$PH40" --count 40 --seed 4242 \
+   && step adapt-40-cpu 120 "${RUN[@]}" "$CLI" adapt "$PH40" --backend cpu --epochs 2 \
+        --refresh 1 --out /tmp/cs-gpu-40-cpu.safetensors \
+   && step adapt-40-cuda 60 env CS_DEBUG_FINITE=1 "${RUN[@]}" "$CLI" adapt "$PH40" \
+        --backend cuda --epochs 2 --refresh 1 --out /tmp/cs-gpu-40-cuda.safetensors; then
+  note "short adaptation (40 phantoms, 2 epochs): cpu: $(grep '^epoch 2/2' \
+        "$RESULTS/adapt-40-cpu.log" | cut -c1-60); cuda: $(grep '^epoch 2/2' \
+        "$RESULTS/adapt-40-cuda.log" | cut -c1-60)"
+else
+  fail "short adaptation (see $RESULTS/adapt-40-*.log): $(grep -h -m2 -E 'nan|CS_DEBUG|rror' \
+        "$RESULTS"/adapt-40-*.log | tr '\n' ' ')"
+fi
+
 # ---------------------------------------------------------------- benchmark
 if step bench 240 "${RUN[@]}" env PYTHONUNBUFFERED=1 python3 tests/gpu/gpu-bench.py \
      --bench-model "$BUILD/bench/cs-bench-model" --attn-qpt 1,2,4; then
