@@ -610,14 +610,18 @@ typedef struct
 /* CS_DEBUG_FINITE=1, for debugging a backend: after each step checked below, its output
  * is downloaded and the first non-finite value is reported on stderr (once a process),
  * naming the step. Slow (a download per step); off by default. */
-static int debug_finite_state = -1; /* -1 not read yet, 0 off, 1 on, 2 reported */
+static gint debug_finite_state = -1; /* -1 not read yet, 0 off, 1 on, 2 reported */
 
 static void
 debug_finite (CsBackend *be, const char *step, const BlockDims *d, const float *dev, size_t n)
 {
-  if (debug_finite_state < 0)
-    debug_finite_state = g_getenv ("CS_DEBUG_FINITE") != NULL;
-  if (debug_finite_state != 1 || dev == NULL || n == 0)
+  gint state = g_atomic_int_get (&debug_finite_state);
+  if (state < 0)
+    {
+      state = g_getenv ("CS_DEBUG_FINITE") != NULL;
+      g_atomic_int_set (&debug_finite_state, state);
+    }
+  if (state != 1 || dev == NULL || n == 0)
     return;
   g_autofree float *h = g_new (float, n);
   double amax = 0.0;
@@ -630,7 +634,7 @@ debug_finite (CsBackend *be, const char *step, const BlockDims *d, const float *
           g_printerr ("CS_DEBUG_FINITE: first non-finite value after %s (%s block %d, T %d): "
                       "element %zu of %zu is %g; largest finite |value| before it %g\n", step,
                       d ? d->stack : "-", d ? d->layer : -1, d ? d->T : -1, i, n, h[i], amax);
-          debug_finite_state = 2;
+          g_atomic_int_set (&debug_finite_state, 2);
           return;
         }
       amax = MAX (amax, fabs (h[i]));
