@@ -80,10 +80,8 @@ def torch_times(torch, ref, weights, inputs, mode, warmup, iters, device):
             "loss": loss}
 
 
-def ours(bench_model, weights, inputs, mode, warmup, iters, backend, math="fp32", qpt=None):
+def ours(bench_model, weights, inputs, mode, warmup, iters, backend, math="fp32"):
     env = dict(os.environ, CS_CUDA_MATH=math)
-    if qpt is not None:
-        env["CS_CUDA_ATTN_QPT"] = str(qpt)
     out = subprocess.run([bench_model, "model", "--weights", weights, "--inputs", inputs,
                           "--mode", mode, "--backend", backend, "--threads", "4",
                           "--iters", str(iters), "--warmup", str(warmup)],
@@ -98,8 +96,6 @@ def main():
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--attn-qpt", default="",
-                        help="also time ours with these CS_CUDA_ATTN_QPT values (e.g. 1,4)")
     parser.add_argument("--device", default="cuda",
                         help="cpu: try this script out on a machine without a GPU")
     args = parser.parse_args()
@@ -123,13 +119,6 @@ def main():
                 for m in ("infer", "train")}
         mine_tf32 = (ours(args.bench_model, weights, inputs, "train", args.warmup, args.iters,
                           dev, "tf32") if dev == "cuda" else mine["train"])
-        variants = {}
-        for qpt in [int(v) for v in args.attn_qpt.split(",") if v]:
-            variants[qpt] = {m: ours(args.bench_model, weights, inputs, m, args.warmup,
-                                     args.iters, dev, qpt=qpt)["step_s"] * 1e3
-                             for m in ("infer", "train")}
-            log("attention with %d token(s) per thread: infer %.2f ms, train step %.2f ms"
-                % (qpt, variants[qpt]["infer"], variants[qpt]["train"]))
         if dev == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = False  # fp32 on both sides
             torch.backends.cudnn.allow_tf32 = False
@@ -149,8 +138,6 @@ def main():
         "train_tflops_ours": round(3 * flops_fwd / mine["train"]["step_s"] / 1e12, 3),
         "fp32_peak_tflops": round(peak / 1e12, 1), "peak_from": how,
         "train_fraction_of_fp32_peak": round(3 * flops_fwd / mine["train"]["step_s"] / peak, 4),
-        "attn_qpt_ms": {str(k): {m: round(v, 3) for m, v in t.items()}
-                        for k, t in variants.items()},
         "loss_ours_infer": mine["infer"]["loss"], "loss_torch_infer": theirs["infer"]["loss"],
     })
     log("K=%d MC, one slice: ours %.2f ms, torch %.2f ms (%.1fx)"

@@ -13,8 +13,7 @@
 #    test-backend-ops-cuda-emu runs them translated to C++ on the CPU; see emu/.)
 # 3. With one: op-by-op CPU vs CUDA parity (tests/engine/test-backend-ops: every op through
 #    the backend memory API, |cuda - cpu| <= atol + rtol |cpu| per element, e.g. GEMM
-#    1e-5 + 1e-5, attention 2e-6 + 1e-5, LayerNorm backward 1e-5 + 1e-4), also for the
-#    other attention variants (CS_CUDA_ATTN_QPT 1 and 4); whole-model parity
+#    1e-5 + 1e-5, attention 2e-6 + 1e-5, LayerNorm backward 1e-5 + 1e-4); whole-model parity
 #    (tests/gpu/test-cuda-model: outputs, loss, every gradient, 10 Adam steps; tolerances
 #    in its header); detection scores on the bundled phantoms within 1e-3 (cordscope-cli
 #    detect --backend cpu|cuda); the benchmark against the PyTorch reference on the same
@@ -166,17 +165,6 @@ else
   fail "op parity (see $RESULTS/op-parity.log):" \
        "$(grep -m3 -E 'ERROR|not ok|SKIP' "$RESULTS/op-parity.log" | tr '\n' ' ')"
 fi
-# the other token-per-thread variants of the 8-wide attention kernels (CS_CUDA_ATTN_QPT)
-for qpt in 1 4; do
-  if step "op-parity-qpt$qpt" 60 env CS_CUDA_ATTN_QPT=$qpt "${RUN[@]}" \
-     "$BUILD/tests/engine/test-backend-ops" -p /engine/backend-ops/cuda; then
-    note "op parity with CS_CUDA_ATTN_QPT=$qpt: $(grep -c 'within tolerance' \
-          "$RESULTS/op-parity-qpt$qpt.log") checks within tolerance"
-  else
-    fail "op parity with CS_CUDA_ATTN_QPT=$qpt (see $RESULTS/op-parity-qpt$qpt.log)"
-  fi
-done
-
 # ---------------------------------------------------------------- model parity
 if step model-parity 200 "${RUN[@]}" "$BUILD/tests/gpu/test-cuda-model"; then
   note "model parity: $(grep -E ': (loss|gradients|after 10)' "$RESULTS/model-parity.log" \
@@ -223,8 +211,8 @@ fi
 
 # ---------------------------------------------------------------- benchmark
 if step bench 240 "${RUN[@]}" env PYTHONUNBUFFERED=1 python3 tests/gpu/gpu-bench.py \
-     --bench-model "$BUILD/bench/cs-bench-model" --attn-qpt 1,2,4; then
-  grep -E "^(K=[0-9]+ MC|training|attention with)" "$RESULTS/bench.log" > "$RESULTS/bench-summary.txt"
+     --bench-model "$BUILD/bench/cs-bench-model"; then
+  grep -E "^(K=[0-9]+ MC|training)" "$RESULTS/bench.log" > "$RESULTS/bench-summary.txt"
   while read -r line; do note "bench: $line"; done < "$RESULTS/bench-summary.txt"
   tail -1 "$RESULTS/bench.log" > "$RESULTS/bench.json"
 else

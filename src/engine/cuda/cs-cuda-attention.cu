@@ -303,20 +303,16 @@ attention_shape_ok (CsCudaContext *ctx, int T, int C, int NH, int *hd)
   return TRUE;
 }
 
-/* <HDP, NT, QPT>: 8-wide heads (the presets') take ctx->attn_qpt tokens per thread (1, 2 or
- * 4: CS_CUDA_ATTN_QPT, for tuning; default 2), 16-wide ones two: more reuse of each staged
- * key while registers last; 32 and 64 wide ones one. Grid x: an upper bound of the
- * sequences' tiles (sum of ceil(len / BQ) <= T / BQ + n_seq); extra blocks return. */
+/* <HDP, NT, QPT>: 8- and 16-wide heads take two tokens per thread (more reuse of each staged
+ * key while registers last; on an H200, one, two and four per thread for 8-wide heads
+ * timed within noise of each other), 32- and 64-wide ones one. Grid x: an upper bound of
+ * the sequences' tiles (sum of ceil(len / BQ) <= T / BQ + n_seq); extra blocks return. */
 #define ATTN_LAUNCH(KERNEL, HDP, NT, QPT, ...) \
   KERNEL<HDP, NT, QPT><<<dim3 ((T + NT * QPT - 1) / (NT * QPT) + n_seq, NH), NT>>> (__VA_ARGS__);
 #define ATTN_DISPATCH(KERNEL, ...) \
   do \
     { \
-      if (hd <= 8 && ctx->attn_qpt == 1) \
-        ATTN_LAUNCH (KERNEL, 8, 128, 1, __VA_ARGS__) \
-      else if (hd <= 8 && ctx->attn_qpt == 4) \
-        ATTN_LAUNCH (KERNEL, 8, 128, 4, __VA_ARGS__) \
-      else if (hd <= 8) \
+      if (hd <= 8) \
         ATTN_LAUNCH (KERNEL, 8, 128, 2, __VA_ARGS__) \
       else if (hd <= 16) \
         ATTN_LAUNCH (KERNEL, 16, 128, 2, __VA_ARGS__) \

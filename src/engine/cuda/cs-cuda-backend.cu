@@ -570,11 +570,6 @@ cs_backend_cuda_open (int n_threads, char **reason)
       return NULL;
     }
   ctx->sync_each = g_strcmp0 (g_getenv ("CS_CUDA_SYNC"), "1") == 0;
-  ctx->attn_qpt = 2;
-  if (g_strcmp0 (g_getenv ("CS_CUDA_ATTN_QPT"), "1") == 0)
-    ctx->attn_qpt = 1;
-  else if (g_strcmp0 (g_getenv ("CS_CUDA_ATTN_QPT"), "4") == 0)
-    ctx->attn_qpt = 4;
   ctx->compute = CUBLAS_COMPUTE_32F;
   ctx->math_name = "fp32";
   if (env_math != NULL && g_ascii_strcasecmp (env_math, "tf32") == 0)

@@ -24,7 +24,6 @@ typedef struct
   cublasComputeType_t compute; /* CUBLAS_COMPUTE_32F unless CS_CUDA_MATH opts in */
   const char *math_name;       /* "fp32", "tf32", "bf16" */
   gboolean sync_each;           /* CS_CUDA_SYNC=1: synchronise after every kernel (debug) */
-  int attn_qpt;                 /* tokens per thread of 8-wide attention: 1, 2 (default), 4 */
   gboolean failed;
   char *error;                 /* first error, owned */
   void *scratch;               /* grow-only device scratch (partial sums, loss rows) */
