@@ -2,6 +2,7 @@
 #include "cs-cli.h"
 #include "cli-detect-args.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void
@@ -94,4 +95,29 @@ cs_cli_detect_args_take (CsCliDetectArgs *args, const char *command, int argc, c
   else
     return take_valued_option (args, command, arg, *i + 1 < argc ? argv[*i + 1] : NULL, i);
   return 1;
+}
+
+CsCliArgKind
+cs_cli_detect_args_next (CsCliDetectArgs *args, const char *command, const char *usage,
+                         int argc, char **argv, int *i, const char **value)
+{
+  const char *arg = argv[*i];
+  if (strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0)
+    {
+      printf (usage, CS_DETECT_DEFAULT_CORD_INSET_PX,
+              CS_DETECT_DEFAULT_PATIENT_OVER_SEGMENTS ? "" : " (default)",
+              CS_DETECT_DEFAULT_PATIENT_OVER_SEGMENTS ? " (default)" : "");
+      return CS_CLI_ARG_HELP;
+    }
+  int taken = cs_cli_detect_args_take (args, command, argc, argv, i);
+  if (taken != 0)
+    return taken > 0 ? CS_CLI_ARG_TAKEN : CS_CLI_ARG_ERROR;
+  *value = *i + 1 < argc ? argv[*i + 1] : NULL;
+  if (arg[0] != '-' || *value == NULL)
+    {
+      cs_cli_fail (command, "unexpected argument or missing value: '%s' (see --help)", arg);
+      return CS_CLI_ARG_ERROR;
+    }
+  (*i)++;
+  return CS_CLI_ARG_OWN;
 }

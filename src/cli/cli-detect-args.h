@@ -25,4 +25,19 @@ void cs_cli_detect_args_init (CsCliDetectArgs *args);
 int  cs_cli_detect_args_take (CsCliDetectArgs *args, const char *command, int argc,
                               char **argv, int *i);
 
+typedef enum {
+  CS_CLI_ARG_HELP,   /* --help: usage printed, exit 0 */
+  CS_CLI_ARG_ERROR,  /* the reason printed, exit 1 */
+  CS_CLI_ARG_TAKEN,  /* a shared option or DATA */
+  CS_CLI_ARG_OWN,    /* argv[*i - 1] is an option of the command's own; *value is its value */
+} CsCliArgKind;
+
+/* One step of detect's and evaluate's argument loop: --help prints usage (a format taking
+ * the default cord inset and the two default markers of the patient options), shared
+ * options are taken, anything else must be an option with a value, which is left to the
+ * command: *i is advanced past it. */
+CsCliArgKind cs_cli_detect_args_next (CsCliDetectArgs *args, const char *command,
+                                      const char *usage, int argc, char **argv, int *i,
+                                      const char **value);
+
 G_END_DECLS

@@ -51,24 +51,12 @@ cs_cli_detect (int argc, char **argv)
 
   for (int i = 1; i < argc; i++)
     {
-      const char *arg = argv[i];
-      if (strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0)
-        {
-          printf (usage, CS_DETECT_DEFAULT_CORD_INSET_PX,
-                  CS_DETECT_DEFAULT_PATIENT_OVER_SEGMENTS ? "" : " (default)",
-                  CS_DETECT_DEFAULT_PATIENT_OVER_SEGMENTS ? " (default)" : "");
-          return 0;
-        }
-      int taken = cs_cli_detect_args_take (&args, "detect", argc, argv, &i);
-      if (taken < 0)
-        return 1;
-      if (taken > 0)
+      const char *arg = argv[i], *value = NULL;
+      CsCliArgKind kind = cs_cli_detect_args_next (&args, "detect", usage, argc, argv, &i, &value);
+      if (kind == CS_CLI_ARG_HELP || kind == CS_CLI_ARG_ERROR)
+        return kind == CS_CLI_ARG_ERROR;
+      if (kind == CS_CLI_ARG_TAKEN)
         continue;
-      const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-      if (arg[0] != '-' || value == NULL)
-        return cs_cli_fail ("detect", "unexpected argument or missing value: '%s' "
-                            "(see --help)", arg);
-      i++;
       if (strcmp (arg, "--maps") == 0)
         maps_dir = value;
       else if (strcmp (arg, "--slice") == 0)
