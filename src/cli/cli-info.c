@@ -11,25 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *
-datatype_name (int datatype)
-{
-  switch (datatype)
-    {
-    case DT_UINT8: return "uint8";
-    case DT_INT8: return "int8";
-    case DT_INT16: return "int16";
-    case DT_UINT16: return "uint16";
-    case DT_INT32: return "int32";
-    case DT_UINT32: return "uint32";
-    case DT_INT64: return "int64";
-    case DT_UINT64: return "uint64";
-    case DT_FLOAT32: return "float32";
-    case DT_FLOAT64: return "float64";
-    default: return "other";
-    }
-}
-
 static void
 add_path (JsonBuilder *b, const char *key, const char *path)
 {
@@ -209,7 +190,7 @@ cs_cli_info (int argc, char **argv)
   for (int r = 0; r < 4; r++)
     add_doubles (b, NULL, image->vox2mm[r], 4);
   json_builder_end_array (b);
-  add_path (b, "datatype", datatype_name (image->datatype));
+  add_path (b, "datatype", cs_nifti_datatype_name (image->datatype));
   json_builder_set_member_name (b, "nifti_version");
   json_builder_add_int_value (b, image->nifti_version);
 

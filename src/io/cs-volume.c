@@ -75,8 +75,8 @@ bytes_per_voxel (int datatype)
     }
 }
 
-static const char *
-datatype_name (int datatype)
+const char *
+cs_nifti_datatype_name (int datatype)
 {
   switch (datatype)
     {
@@ -86,6 +86,8 @@ datatype_name (int datatype)
     case DT_UINT16: return "uint16";
     case DT_INT32: return "int32";
     case DT_UINT32: return "uint32";
+    case DT_INT64: return "int64";
+    case DT_UINT64: return "uint64";
     case DT_FLOAT32: return "float32";
     case DT_FLOAT64: return "float64";
     default: return nifti_datatype_to_string (datatype);
@@ -385,7 +387,7 @@ validate_header (const char *path, CsNiftiHeader *h, guint64 *data_bytes,
   bpv = bytes_per_voxel (h->datatype);
   if (bpv == 0)
     {
-      const char *name = datatype_name (h->datatype);
+      const char *name = cs_nifti_datatype_name (h->datatype);
       g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_DATATYPE,
                    "%s: voxel datatype %d (%s) is not supported; Cordscope reads uint8, "
                    "int8, int16, uint16, int32, uint32, float32 and float64", path,
@@ -1024,7 +1026,7 @@ check_values_fit (const CsVolume *vol, const char *path, int datatype, GError **
             {
               g_set_error (error, CS_IO_ERROR, CS_IO_ERROR_VALUES,
                            "%s: not written: voxel %" G_GSIZE_FORMAT " is %g, outside the "
-                           "range of %s", path, v, x, datatype_name (datatype));
+                           "range of %s", path, v, x, cs_nifti_datatype_name (datatype));
               return FALSE;
             }
         }

@@ -63,6 +63,9 @@ CsVolume  *cs_volume_load         (const char *path, GError **error);
 gboolean   cs_volume_save         (const CsVolume *vol, const char *path, int datatype,
                                    GError **error);
 void       cs_volume_free         (CsVolume *vol);
+/* A NIfTI datatype code as a short name ("int16", "float32"...; nifticlib's name for the
+ * rare ones): what messages and `cordscope-cli info` say. */
+const char *cs_nifti_datatype_name (int datatype);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CsVolume, cs_volume_free)
 
 static inline float
