@@ -214,6 +214,37 @@ set_gz_error (GError **error, gzFile gz, const char *path)
     }
 }
 
+/* The fields Cordscope reads, from a NIfTI-1 or NIfTI-2 header struct (same names, wider
+ * types in NIfTI-2) into CsNiftiHeader. */
+#define COPY_NIFTI_FIELDS(h, n)                                                              \
+  do                                                                                         \
+    {                                                                                        \
+      for (int i_ = 0; i_ < 8; i_++)                                                         \
+        {                                                                                    \
+          (h)->dim[i_] = (n).dim[i_];                                                        \
+          (h)->pixdim[i_] = (n).pixdim[i_];                                                  \
+        }                                                                                    \
+      (h)->datatype = (n).datatype;                                                          \
+      (h)->vox_offset_raw = (double) (n).vox_offset;                                         \
+      (h)->scl_slope = (n).scl_slope;                                                        \
+      (h)->scl_inter = (n).scl_inter;                                                        \
+      (h)->qform_code = (n).qform_code;                                                      \
+      (h)->sform_code = (n).sform_code;                                                      \
+      (h)->quatern[0] = (n).quatern_b;                                                       \
+      (h)->quatern[1] = (n).quatern_c;                                                       \
+      (h)->quatern[2] = (n).quatern_d;                                                       \
+      (h)->qoffset[0] = (n).qoffset_x;                                                       \
+      (h)->qoffset[1] = (n).qoffset_y;                                                       \
+      (h)->qoffset[2] = (n).qoffset_z;                                                       \
+      for (int j_ = 0; j_ < 4; j_++)                                                         \
+        {                                                                                    \
+          (h)->srow[0][j_] = (n).srow_x[j_];                                                 \
+          (h)->srow[1][j_] = (n).srow_y[j_];                                                 \
+          (h)->srow[2][j_] = (n).srow_z[j_];                                                 \
+        }                                                                                    \
+    }                                                                                        \
+  while (0)
+
 static gboolean
 parse_header (const char *path, const guint8 *buf, gsize got, CsNiftiHeader *h,
               GError **error)
@@ -270,29 +301,7 @@ parse_header (const char *path, const guint8 *buf, gsize got, CsNiftiHeader *h,
                        "(an old Analyze file?)", path);
           return FALSE;
         }
-      for (int i = 0; i < 8; i++)
-        {
-          h->dim[i] = n1.dim[i];
-          h->pixdim[i] = n1.pixdim[i];
-        }
-      h->datatype = n1.datatype;
-      h->vox_offset_raw = n1.vox_offset;
-      h->scl_slope = n1.scl_slope;
-      h->scl_inter = n1.scl_inter;
-      h->qform_code = n1.qform_code;
-      h->sform_code = n1.sform_code;
-      h->quatern[0] = n1.quatern_b;
-      h->quatern[1] = n1.quatern_c;
-      h->quatern[2] = n1.quatern_d;
-      h->qoffset[0] = n1.qoffset_x;
-      h->qoffset[1] = n1.qoffset_y;
-      h->qoffset[2] = n1.qoffset_z;
-      for (int j = 0; j < 4; j++)
-        {
-          h->srow[0][j] = n1.srow_x[j];
-          h->srow[1][j] = n1.srow_y[j];
-          h->srow[2][j] = n1.srow_z[j];
-        }
+      COPY_NIFTI_FIELDS (h, n1);
     }
   else
     {
@@ -307,29 +316,7 @@ parse_header (const char *path, const guint8 *buf, gsize got, CsNiftiHeader *h,
                        "file", path);
           return FALSE;
         }
-      for (int i = 0; i < 8; i++)
-        {
-          h->dim[i] = n2.dim[i];
-          h->pixdim[i] = n2.pixdim[i];
-        }
-      h->datatype = n2.datatype;
-      h->vox_offset_raw = (double) n2.vox_offset;
-      h->scl_slope = n2.scl_slope;
-      h->scl_inter = n2.scl_inter;
-      h->qform_code = n2.qform_code;
-      h->sform_code = n2.sform_code;
-      h->quatern[0] = n2.quatern_b;
-      h->quatern[1] = n2.quatern_c;
-      h->quatern[2] = n2.quatern_d;
-      h->qoffset[0] = n2.qoffset_x;
-      h->qoffset[1] = n2.qoffset_y;
-      h->qoffset[2] = n2.qoffset_z;
-      for (int j = 0; j < 4; j++)
-        {
-          h->srow[0][j] = n2.srow_x[j];
-          h->srow[1][j] = n2.srow_y[j];
-          h->srow[2][j] = n2.srow_z[j];
-        }
+      COPY_NIFTI_FIELDS (h, n2);
     }
   return TRUE;
 }
