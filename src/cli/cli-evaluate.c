@@ -68,7 +68,8 @@ cs_cli_evaluate (int argc, char **argv)
   for (int i = 1; i < argc; i++)
     {
       const char *arg = argv[i], *value = NULL;
-      CsCliArgKind kind = cs_cli_detect_args_next (&args, "evaluate", usage, argc, argv, &i, &value);
+      CsCliArgKind kind = cs_cli_detect_args_next (&args, "evaluate", usage, argc, argv, &i,
+                                                   &value);
       if (kind == CS_CLI_ARG_HELP || kind == CS_CLI_ARG_ERROR)
         return kind == CS_CLI_ARG_ERROR;
       if (kind == CS_CLI_ARG_TAKEN)

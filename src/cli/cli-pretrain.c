@@ -102,7 +102,9 @@ collect_training_images (const char *data, int size, guint *n_cases, GError **er
             }
           gsize n_roi = 0;
           TrainImage t = { NULL, NULL };
-          t.roi = slice->roi ? cs_dilate_mask (slice->roi, size, CS_PIPELINE_ROI_DILATION_PX, &n_roi) : NULL;
+          t.roi = slice->roi ? cs_dilate_mask (slice->roi, size, CS_PIPELINE_ROI_DILATION_PX,
+                                               &n_roi)
+                             : NULL;
           if (n_roi == 0)
             {
               g_free (t.roi);
