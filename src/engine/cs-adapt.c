@@ -463,8 +463,14 @@ cs_adapt_run (CsPipelineModel *pm, GPtrArray *cases, const CsAdaptOptions *optio
   CsAdaptSchedule schedule = cs_adapt_schedule_reference (o->strategy);
   schedule.eu_refresh_every = o->eu_refresh_every;
   schedule.au_from_epoch = o->au_from_epoch;
-  guint32 seed_words[2] = { (guint32) o->seed, (guint32) (o->seed >> 32) };
-  GRand *rng = g_rand_new_with_seed_array (seed_words, 2);
+  /* Two streams from one seed: the data (epoch order, augmentation) and the masks. Every
+   * strategy draws the same numbers from each (cs_adapt_mask_item takes n_patches uniforms
+   * per item whatever it masks), so runs of two strategies with one seed see the same
+   * batches and augmentations and the same mask noise: a paired comparison. */
+  guint32 data_words[3] = { (guint32) o->seed, (guint32) (o->seed >> 32), 1 };
+  guint32 mask_words[3] = { (guint32) o->seed, (guint32) (o->seed >> 32), 2 };
+  GRand *data_rng = g_rand_new_with_seed_array (data_words, 3);
+  GRand *mask_rng = g_rand_new_with_seed_array (mask_words, 3);
   int n_items = (int) a.items->len;
   int B = o->batch_size;
   g_autofree int *order = g_new (int, MAX (n_items, 1));
@@ -506,7 +512,7 @@ cs_adapt_run (CsPipelineModel *pm, GPtrArray *cases, const CsAdaptOptions *optio
         order[i] = i;
       for (int i = n_items - 1; i > 0; i--)
         {
-          int j = g_rand_int_range (rng, 0, i + 1);
+          int j = g_rand_int_range (data_rng, 0, i + 1);
           int t = order[i];
           order[i] = order[j];
           order[j] = t;
@@ -527,11 +533,11 @@ cs_adapt_run (CsPipelineModel *pm, GPtrArray *cases, const CsAdaptOptions *optio
               AdaptItem *it = &g_array_index (a.items, AdaptItem, order[start + b]);
               float *img = batch_images + (gsize) b * HW;
               if (o->augment)
-                cs_train_augment (img, it->image, a.S, a.S, rng);
+                cs_train_augment (img, it->image, a.S, a.S, data_rng);
               else
                 memcpy (img, it->image, HW * sizeof (float));
               cs_adapt_mask_item (&plan, it->is_roi, it->base, it->patch_eu, it->excluded, a.N,
-                                  a.ratio, o->tau, o->inverted, rng,
+                                  a.ratio, o->tau, o->inverted, mask_rng,
                                   batch_states + (gsize) b * a.N);
             }
           double loss = 0, li = 0, le = 0;
@@ -596,7 +602,8 @@ cs_adapt_run (CsPipelineModel *pm, GPtrArray *cases, const CsAdaptOptions *optio
           break;
         }
     }
-  g_rand_free (rng);
+  g_rand_free (data_rng);
+  g_rand_free (mask_rng);
   if (!ok && g_error_matches (failure, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     {
       cancelled = TRUE;

@@ -139,45 +139,58 @@ cs_eu_mask_weights (const guint8 *maskable, const double *patch_eu, int n_patche
   return n;
 }
 
+/* One standard exponential per call from exactly one 32-bit draw: u in (0, 1), never 0 or 1. */
+static double
+exponential_draw (GRand *rng)
+{
+  double u = ((double) g_rand_int (rng) + 0.5) / 4294967296.0;
+  return -log (u);
+}
+
+int
+cs_mask_by_logits (const guint8 *maskable, const double *logits, int n_patches, double ratio,
+                   GRand *rng, guint8 *states)
+{
+  g_autofree double *key = g_new (double, MAX (n_patches, 1));
+  g_autofree int *candidates = g_new (int, MAX (n_patches, 1));
+  int n = 0;
+  for (int p = 0; p < n_patches; p++)
+    {
+      /* Drawn for every patch, maskable or not: the stream advances by n_patches whatever
+       * the weights and the exclusions, so two strategies with one seed stay in step. */
+      double e = exponential_draw (rng);
+      if (!maskable[p])
+        continue;
+      /* Gumbel-top-k: logit + Gumbel noise, where -log(e) is a standard Gumbel variate. */
+      key[p] = (logits ? logits[p] : 0.0) - log (e);
+      candidates[n++] = p;
+    }
+  int m = cs_mask_count (n, ratio);
+  /* Partial selection of the m largest keys (ties: the earlier patch). */
+  for (int i = 0; i < m; i++)
+    {
+      int best = i;
+      for (int j = i + 1; j < n; j++)
+        if (key[candidates[j]] > key[candidates[best]])
+          best = j;
+      int tmp = candidates[i];
+      candidates[i] = candidates[best];
+      candidates[best] = tmp;
+      states[candidates[i]] = CS_PATCH_MASKED;
+    }
+  return m;
+}
+
 int
 cs_mask_eu_guided (const guint8 *maskable, const double *patch_eu, int n_patches,
                    double ratio, double tau, gboolean inverted, GRand *rng, guint8 *states)
 {
-  g_autofree double *weights = g_new (double, MAX (n_patches, 1));
-  g_autofree int *candidates = g_new (int, MAX (n_patches, 1));
-  int n = cs_eu_mask_weights (maskable, patch_eu, n_patches, tau, inverted, weights);
-  collect_flagged (maskable, n_patches, candidates);
-  int m = cs_mask_count (n, ratio);
-  /* candidates[0..remaining-1] are the patches not drawn yet. */
-  int remaining = n;
-  for (int draw = 0; draw < m; draw++)
-    {
-      double total = 0.0;
-      for (int i = 0; i < remaining; i++)
-        total += weights[candidates[i]];
-      int pick = remaining - 1;
-      if (total > 0.0)
-        {
-          double u = g_rand_double (rng) * total, cumulative = 0.0;
-          for (int i = 0; i < remaining; i++)
-            {
-              cumulative += weights[candidates[i]];
-              if (u < cumulative)
-                {
-                  pick = i;
-                  break;
-                }
-            }
-        }
-      else
-        {
-          /* Every weight left underflowed to 0 (tiny tau): they are all equally unlikely. */
-          pick = g_rand_int_range (rng, 0, remaining);
-        }
-      states[candidates[pick]] = CS_PATCH_MASKED;
-      candidates[pick] = candidates[--remaining];
-    }
-  return m;
+  g_return_val_if_fail (tau > 0.0, 0);
+  g_autofree double *logits = g_new (double, MAX (n_patches, 1));
+  double sign = inverted ? -1.0 : 1.0;
+  for (int p = 0; p < n_patches; p++)
+    logits[p] = maskable[p] ? sign * patch_eu[p] / tau : 0.0;
+  return cs_mask_by_logits (maskable, logits, n_patches, ratio, rng, states);
 }
 
 int
@@ -277,9 +290,11 @@ cs_adapt_mask_item (const CsAdaptEpochPlan *plan,
       states[p] = base_states ? base_states[p] : CS_PATCH_VISIBLE;
       maskable[p] = patch_is_roi[p] && !(plan->au_excluded && excluded && excluded[p]);
     }
+  /* Both branches draw the same uniforms (cs_mask_by_logits): with one stream, a guided and
+   * a uniform run differ only where the EU weights move the keys. */
   if (plan->eu_guided)
     return cs_mask_eu_guided (maskable, patch_eu, n_patches, ratio, tau, inverted, rng, states);
-  return cs_mask_random (maskable, n_patches, ratio, rng, states);
+  return cs_mask_by_logits (maskable, NULL, n_patches, ratio, rng, states);
 }
 
 /* A schedule with room for its passes; states start from base_states or all visible. */

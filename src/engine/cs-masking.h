@@ -45,10 +45,18 @@ void cs_patch_sums (const float *map, int height, int width, int patch, double *
 int cs_eu_mask_weights (const guint8 *maskable, const double *patch_eu, int n_patches,
                         double tau, gboolean inverted, double *weights);
 
-/* EU-guided masking: draws cs_mask_count (n_maskable, ratio) patches without replacement,
- * each draw in proportion to the weights of the patches not yet drawn (successive sampling,
- * like torch.multinomial without replacement), and sets their states to 1. Returns how many
- * were masked. */
+/* Weighted masking without replacement: among maskable patches draws
+ * cs_mask_count (n_maskable, ratio) of them, in law the same as successive sampling with
+ * weights softmax(logits) (each draw in proportion to the weights not yet drawn, like
+ * torch.multinomial without replacement), and sets their states to 1; logits NULL = all
+ * equal (uniform). Implemented as Gumbel-top-k: one uniform per patch, maskable or not, so
+ * rng advances by exactly n_patches draws whatever the logits and the maskable set.
+ * Returns how many were masked. */
+int cs_mask_by_logits (const guint8 *maskable, const double *logits, int n_patches,
+                       double ratio, GRand *rng, guint8 *states);
+
+/* EU-guided masking: cs_mask_by_logits with logits s * patch_eu / tau (the weights of
+ * cs_eu_mask_weights). Returns how many were masked. */
 int cs_mask_eu_guided (const guint8 *maskable, const double *patch_eu, int n_patches,
                        double ratio, double tau, gboolean inverted, GRand *rng, guint8 *states);
 
@@ -88,7 +96,9 @@ void cs_adapt_plan_epoch (const CsAdaptSchedule *schedule, int epoch, CsAdaptEpo
 /* One training item's mask for an epoch: base_states (dropped context) copied to states,
  * then ROI patches not excluded (excluded may be NULL; it is ignored unless the plan
  * excludes) are masked with ratio, by EU (patch_eu, tau, inverted) when the plan is
- * EU-guided, else uniformly. Returns how many patches were masked. */
+ * EU-guided, else uniformly; both through cs_mask_by_logits, so rng advances by n_patches
+ * draws either way and two strategies fed one stream mask alike where EU is flat. Returns
+ * how many patches were masked. */
 int cs_adapt_mask_item (const CsAdaptEpochPlan *plan,
                         const guint8           *patch_is_roi,
                         const guint8           *base_states,

@@ -372,6 +372,80 @@ test_adapt_mask_item (void)
   g_assert_cmpint (hits[4] + hits[5] + hits_au[4] + hits_au[5], ==, 0);
 }
 
+/* Strategies fed one mask stream are paired: the same uniforms whatever the weights. */
+static void
+test_adapt_masks_paired (void)
+{
+  enum { N = 40 };
+  guint8 is_roi[N], base[N], excluded[N] = { 0 };
+  double flat[N], rising[N];
+  for (int p = 0; p < N; p++)
+    {
+      is_roi[p] = p < 32; /* 32 ROI patches, 24 masked at ratio 0.75 */
+      base[p] = p < 36 ? CS_PATCH_VISIBLE : CS_PATCH_DROPPED;
+      flat[p] = 3.7;
+      rising[p] = p / 31.0; /* logits 0..1: tau 1 */
+      excluded[p] = p % 5 == 0;
+    }
+  CsAdaptEpochPlan uniform = { FALSE, FALSE, FALSE }, guided = { FALSE, TRUE, FALSE };
+  CsAdaptEpochPlan guided_au = { FALSE, TRUE, TRUE };
+  const int n_items = 2000;
+  int frequency[N] = { 0 };
+  double overlap_paired = 0, overlap_independent = 0;
+  g_autoptr (GRand) r_uniform = g_rand_new_with_seed (31);
+  g_autoptr (GRand) r_flat = g_rand_new_with_seed (31);
+  g_autoptr (GRand) r_rising = g_rand_new_with_seed (31);
+  g_autoptr (GRand) r_au = g_rand_new_with_seed (31);
+  g_autoptr (GRand) r_other = g_rand_new_with_seed (32);
+  for (int item = 0; item < n_items; item++)
+    {
+      guint8 su[N], sf[N], sr[N], sa[N], so[N];
+      g_assert_cmpint (cs_adapt_mask_item (&uniform, is_roi, base, flat, excluded, N, 0.75, 1.0,
+                                           FALSE, r_uniform, su), ==, 24);
+      /* Flat EU: a guided draw is the uniform draw, patch for patch. */
+      cs_adapt_mask_item (&guided, is_roi, base, flat, excluded, N, 0.75, 1.0, FALSE, r_flat,
+                          sf);
+      g_assert_cmpmem (su, N, sf, N);
+      cs_adapt_mask_item (&guided, is_roi, base, rising, excluded, N, 0.75, 1.0, FALSE,
+                          r_rising, sr);
+      /* Excluding patches (24 of 32 maskable -> round (0.75 x 25) = 19) takes as many draws. */
+      g_assert_cmpint (cs_adapt_mask_item (&guided_au, is_roi, base, rising, excluded, N, 0.75,
+                                           1.0, FALSE, r_au, sa), ==, 19);
+      cs_adapt_mask_item (&uniform, is_roi, base, flat, excluded, N, 0.75, 1.0, FALSE, r_other,
+                          so);
+      for (int p = 0; p < N; p++)
+        {
+          frequency[p] += su[p] == CS_PATCH_MASKED;
+          overlap_paired += su[p] == CS_PATCH_MASKED && sr[p] == CS_PATCH_MASKED;
+          overlap_independent += su[p] == CS_PATCH_MASKED && so[p] == CS_PATCH_MASKED;
+          g_assert_true (sa[p] != CS_PATCH_MASKED || !excluded[p]);
+        }
+      /* All four streams are still in step. */
+      guint32 next = g_rand_int (r_uniform);
+      g_assert_cmpuint (g_rand_int (r_flat), ==, next);
+      g_assert_cmpuint (g_rand_int (r_rising), ==, next);
+      g_assert_cmpuint (g_rand_int (r_au), ==, next);
+      g_rand_int (r_other);
+    }
+  /* Uniform: each ROI patch masked in 3/4 of the items (sd of the rate ~0.01), context never. */
+  for (int p = 0; p < N; p++)
+    {
+      double rate = frequency[p] / (double) n_items;
+      if (is_roi[p])
+        g_assert_cmpfloat (fabs (rate - 0.75), <, 0.04);
+      else
+        g_assert_cmpint (frequency[p], ==, 0);
+    }
+  /* Independent masks of 24 of 32 share 24 x 24 / 32 = 18 patches on average; the paired
+   * guided mask differs from the uniform one only where EU moves the keys. */
+  overlap_paired /= n_items;
+  overlap_independent /= n_items;
+  g_test_message ("masked patches shared with the uniform draw: paired %.2f, independent %.2f",
+                  overlap_paired, overlap_independent);
+  g_assert_cmpfloat (fabs (overlap_independent - 18.0), <, 0.2);
+  g_assert_cmpfloat (overlap_paired, >, 21.0);
+}
+
 /* The reference geometry: a 32 x 32 grid with a cord-like band of 100 ROI patches
  * (rows 0..24, columns 14..17), the rest context, some of it dropped with margin 2. */
 static void
@@ -572,6 +646,7 @@ main (int argc, char **argv)
   g_test_add_func ("/u2ad/masking/au-exclusion", test_au_exclusion);
   g_test_add_func ("/u2ad/masking/adapt-plan", test_adapt_plan);
   g_test_add_func ("/u2ad/masking/adapt-mask-item", test_adapt_mask_item);
+  g_test_add_func ("/u2ad/masking/adapt-masks-paired", test_adapt_masks_paired);
   g_test_add_func ("/u2ad/schedule/balanced-exact", test_balanced_exact);
   g_test_add_func ("/u2ad/schedule/random", test_random_schedule);
   g_test_add_func ("/u2ad/schedule/no-roi", test_schedule_no_roi);
