@@ -112,33 +112,6 @@ cs_patch_sums (const float *map, int height, int width, int patch, double *patch
       patch_sums[(y / patch) * grid_cols + x / patch] += map[(gsize) y * width + x];
 }
 
-int
-cs_eu_mask_weights (const guint8 *maskable, const double *patch_eu, int n_patches,
-                    double tau, gboolean inverted, double *weights)
-{
-  g_return_val_if_fail (tau > 0.0, 0);
-  double sign = inverted ? -1.0 : 1.0;
-  double top = -INFINITY;
-  int n = 0;
-  for (int p = 0; p < n_patches; p++)
-    if (maskable[p])
-      {
-        top = MAX (top, sign * patch_eu[p] / tau);
-        n++;
-      }
-  double total = 0.0;
-  for (int p = 0; p < n_patches; p++)
-    {
-      /* Subtracting the largest logit keeps exp() finite; the largest weight is exp(0). */
-      weights[p] = maskable[p] ? exp (sign * patch_eu[p] / tau - top) : 0.0;
-      total += weights[p];
-    }
-  if (total > 0.0)
-    for (int p = 0; p < n_patches; p++)
-      weights[p] /= total;
-  return n;
-}
-
 /* One standard exponential per call from exactly one 32-bit draw: u in (0, 1), never 0 or 1. */
 static double
 exponential_draw (GRand *rng)

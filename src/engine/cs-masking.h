@@ -38,13 +38,6 @@ int cs_mask_random (const guint8 *maskable, int n_patches, double ratio, GRand *
 /* Sums a per-pixel map over each patch: patch_sums[grid_rows * grid_cols]. */
 void cs_patch_sums (const float *map, int height, int width, int patch, double *patch_sums);
 
-/* EU-guided weights over maskable patches: softmax(s * v / tau) with v = patch_eu, s = +1
- * (the paper: uncertain patches masked more often) or -1 when inverted (U2AD's published
- * code). weights[p] = 0 for non-maskable patches; the rest sum to 1. Returns the number
- * of maskable patches. */
-int cs_eu_mask_weights (const guint8 *maskable, const double *patch_eu, int n_patches,
-                        double tau, gboolean inverted, double *weights);
-
 /* Weighted masking without replacement: among maskable patches draws
  * cs_mask_count (n_maskable, ratio) of them, in law the same as successive sampling with
  * weights softmax(logits) (each draw in proportion to the weights not yet drawn, like
@@ -55,8 +48,9 @@ int cs_eu_mask_weights (const guint8 *maskable, const double *patch_eu, int n_pa
 int cs_mask_by_logits (const guint8 *maskable, const double *logits, int n_patches,
                        double ratio, GRand *rng, guint8 *states);
 
-/* EU-guided masking: cs_mask_by_logits with logits s * patch_eu / tau (the weights of
- * cs_eu_mask_weights). Returns how many were masked. */
+/* EU-guided masking: cs_mask_by_logits with logits s * patch_eu / tau over the maskable
+ * patches, s = +1 (the paper: uncertain patches masked more often) or -1 when inverted
+ * (U2AD's published code). Returns how many were masked. */
 int cs_mask_eu_guided (const guint8 *maskable, const double *patch_eu, int n_patches,
                        double ratio, double tau, gboolean inverted, GRand *rng, guint8 *states);
 

@@ -130,32 +130,51 @@ test_patch_sums (void)
   g_assert_cmpfloat_with_epsilon (sums[3], 88.0, 1e-9);
 }
 
+/* How often each of n maskable patches is the one masked (ratio 1 / n: one draw). */
+static void
+single_draw_rates (const double *v, int n, double tau, gboolean inverted, guint32 seed,
+                   double *rates)
+{
+  guint8 maskable[4] = { 1, 1, 1, 1 };
+  int frequency[4] = { 0 };
+  const int n_draws = 100000;
+  g_autoptr (GRand) rng = g_rand_new_with_seed (seed);
+  for (int draw = 0; draw < n_draws; draw++)
+    {
+      guint8 states[4] = { 0 };
+      g_assert_cmpint (cs_mask_eu_guided (maskable, v, n, 1.0 / n, tau, inverted, rng, states),
+                       ==, 1);
+      for (int p = 0; p < n; p++)
+        frequency[p] += states[p] == CS_PATCH_MASKED;
+    }
+  for (int p = 0; p < n; p++)
+    rates[p] = frequency[p] / (double) n_draws;
+}
+
 static void
 test_eu_weights (void)
 {
-  /* v = (0, ln 2, ln 3), tau 1: softmax = (1, 2, 3) / 6; patch 3 not maskable. */
-  guint8 maskable[4] = { 1, 1, 1, 0 };
-  double v[4] = { 0.0, log (2.0), log (3.0), 100.0 }, w[4];
-  g_assert_cmpint (cs_eu_mask_weights (maskable, v, 4, 1.0, FALSE, w), ==, 3);
-  g_assert_cmpfloat_with_epsilon (w[0], 1.0 / 6, 1e-12);
-  g_assert_cmpfloat_with_epsilon (w[1], 2.0 / 6, 1e-12);
-  g_assert_cmpfloat_with_epsilon (w[2], 3.0 / 6, 1e-12);
-  g_assert_cmpfloat (w[3], ==, 0.0);
+  /* One draw masks patch p with probability softmax(s v / tau)_p (sd of a rate <= 0.0016). */
+  double rates[3];
+  /* v = (0, ln 2, ln 3), tau 1: (1, 2, 3) / 6. */
+  const double v[3] = { 0.0, log (2.0), log (3.0) };
+  single_draw_rates (v, 3, 1.0, FALSE, 5, rates);
+  g_assert_cmpfloat (fabs (rates[0] - 1.0 / 6), <, 0.008);
+  g_assert_cmpfloat (fabs (rates[1] - 2.0 / 6), <, 0.008);
+  g_assert_cmpfloat (fabs (rates[2] - 3.0 / 6), <, 0.008);
   /* Inverted: (1, 1/2, 1/3) / (11/6) = (6, 3, 2) / 11. */
-  cs_eu_mask_weights (maskable, v, 4, 1.0, TRUE, w);
-  g_assert_cmpfloat_with_epsilon (w[0], 6.0 / 11, 1e-12);
-  g_assert_cmpfloat_with_epsilon (w[1], 3.0 / 11, 1e-12);
-  g_assert_cmpfloat_with_epsilon (w[2], 2.0 / 11, 1e-12);
-  /* tau 2 halves the logits: exp (0, ln2 / 2 * 2) with v = (0, 2 ln 2) gives (1, 2) / 3. */
-  guint8 two[2] = { 1, 1 };
-  double v2[2] = { 0.0, 2.0 * log (2.0) }, w2[2];
-  cs_eu_mask_weights (two, v2, 2, 2.0, FALSE, w2);
-  g_assert_cmpfloat_with_epsilon (w2[0], 1.0 / 3, 1e-12);
-  g_assert_cmpfloat_with_epsilon (w2[1], 2.0 / 3, 1e-12);
-  /* Huge EU values do not overflow. */
-  double big[2] = { 1e6, 1e6 + 1.0 };
-  cs_eu_mask_weights (two, big, 2, 1.0, FALSE, w2);
-  g_assert_cmpfloat_with_epsilon (w2[1], 1.0 / (1.0 + exp (-1.0)), 1e-12);
+  single_draw_rates (v, 3, 1.0, TRUE, 6, rates);
+  g_assert_cmpfloat (fabs (rates[0] - 6.0 / 11), <, 0.008);
+  g_assert_cmpfloat (fabs (rates[1] - 3.0 / 11), <, 0.008);
+  g_assert_cmpfloat (fabs (rates[2] - 2.0 / 11), <, 0.008);
+  /* tau 2 halves the logits: v = (0, 2 ln 2) gives (1, 2) / 3. */
+  const double v2[2] = { 0.0, 2.0 * log (2.0) };
+  single_draw_rates (v2, 2, 2.0, FALSE, 7, rates);
+  g_assert_cmpfloat (fabs (rates[0] - 1.0 / 3), <, 0.008);
+  /* Huge EU values neither overflow nor swamp a difference of 1: 1 / (1 + e^-1). */
+  const double big[2] = { 1e6, 1e6 + 1.0 };
+  single_draw_rates (big, 2, 1.0, FALSE, 8, rates);
+  g_assert_cmpfloat (fabs (rates[1] - 1.0 / (1.0 + exp (-1.0))), <, 0.008);
 }
 
 static void
