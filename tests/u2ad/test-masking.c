@@ -427,7 +427,7 @@ test_adapt_masks_paired (void)
       g_assert_cmpmem (su, N, sf, N);
       cs_adapt_mask_item (&guided, is_roi, base, rising, excluded, N, 0.75, 1.0, FALSE,
                           r_rising, sr);
-      /* Excluding patches (24 of 32 maskable -> round (0.75 x 25) = 19) takes as many draws. */
+      /* Excluding 7 of the 32 ROI patches (round (0.75 x 25) = 19) takes as many draws. */
       g_assert_cmpint (cs_adapt_mask_item (&guided_au, is_roi, base, rising, excluded, N, 0.75,
                                            1.0, FALSE, r_au, sa), ==, 19);
       cs_adapt_mask_item (&uniform, is_roi, base, flat, excluded, N, 0.75, 1.0, FALSE, r_other,
