@@ -138,6 +138,7 @@ single_draw_rates (const double *v, int n, double tau, gboolean inverted, guint3
   guint8 maskable[4] = { 1, 1, 1, 1 };
   int frequency[4] = { 0 };
   const int n_draws = 100000;
+  g_assert_cmpint (n, <=, (int) G_N_ELEMENTS (maskable));
   g_autoptr (GRand) rng = g_rand_new_with_seed (seed);
   for (int draw = 0; draw < n_draws; draw++)
     {
